@@ -1,0 +1,13 @@
+//! orglink's shared library.
+//!
+//! The modules below `core` are pure: no I/O, no clock, no AWS types. Every function and the
+//! CLI decide through them, so the same rules hold on the live path, in reconcile and in backfill.
+
+pub mod contract;
+pub mod domain;
+pub mod exceptions;
+pub mod ids;
+pub mod mapping;
+pub mod model;
+pub mod reconcile;
+pub mod resolution;
