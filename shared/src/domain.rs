@@ -88,6 +88,17 @@ impl Domain {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The domain as people read it (`bücher.de` for `xn--bcher-kva.de`), for reports only:
+    /// comparisons and storage use [`Domain::as_str`].
+    pub fn to_unicode(&self) -> String {
+        let (unicode, result) = idna::domain_to_unicode(&self.0);
+        if result.is_ok() {
+            unicode
+        } else {
+            self.0.clone()
+        }
+    }
 }
 
 impl fmt::Display for Domain {
@@ -694,7 +705,7 @@ fn examine(token: &str, lists: Lists<'_>) -> Examined {
         }
         None => return not_a_domain(),
     };
-    judge_host(host, lists)
+    judge_host(token, host, lists)
 }
 
 /// The host part as typed: after any userinfo, before port, path, query or fragment.
@@ -712,13 +723,14 @@ fn ip_address(ip: IpAddr) -> Examined {
     )
 }
 
-/// Applies the structural rules, the Public Suffix List and the lists to a lowercase ASCII host.
-fn judge_host(host: String, lists: Lists<'_>) -> Examined {
+/// Applies the structural rules, the Public Suffix List and the lists to a lowercase ASCII host
+/// read from `token` (quoted in reasons where the host alone would not make sense).
+fn judge_host(token: &str, host: String, lists: Lists<'_>) -> Examined {
     if !valid_host(&host) {
         return Examined::unusable(
             None,
             UnusableReason::NotADomain,
-            format!("{} is not a valid domain name: {REMEDY}", quote(&host)),
+            format!("{} is not a valid domain name: {REMEDY}", quote(token)),
         );
     }
     let tld = host.rsplit('.').next().unwrap_or_default();
@@ -731,11 +743,11 @@ fn judge_host(host: String, lists: Lists<'_>) -> Examined {
     }
     if !host.contains('.') {
         return Examined::unusable(
-            Some(host.clone()),
+            None,
             UnusableReason::NotADomain,
             format!(
-                "{} is a single word, not a domain (a domain looks like acme.com): {REMEDY}",
-                quote(&host)
+                "{} is not a website or domain (a domain looks like acme.com): {REMEDY}",
+                quote(token)
             ),
         );
     }

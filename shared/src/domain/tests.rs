@@ -520,3 +520,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn unicode_form_is_for_reading_only() {
+    let d = Domain::parse("www.bücher.de").unwrap();
+    assert_eq!(d.as_str(), "xn--bcher-kva.de");
+    assert_eq!(d.to_unicode(), "bücher.de");
+    assert_eq!(Domain::parse("acme.com").unwrap().to_unicode(), "acme.com");
+}
+
+#[test]
+fn a_plain_word_is_quoted_as_typed() {
+    let check = DomainPolicy::default().check_website("n/a");
+    assert!(
+        check
+            .unusable()
+            .unwrap()
+            .detail
+            .starts_with("\"n/a\" is not"),
+        "{:?}",
+        check
+    );
+    assert_eq!(check.host, None);
+}
