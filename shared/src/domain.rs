@@ -800,8 +800,8 @@ fn judge_host(token: &str, host: String, lists: Lists<'_>) -> Examined {
                 SuffixType::Icann => Unusable::new(
                     UnusableReason::NotADomain,
                     format!(
-                        "{host} is a public suffix (like .com or .co.uk), not a company's domain: \
-                         {REMEDY}"
+                        "{host} is a public suffix, shared by every domain under it, not a \
+                         company's domain: {REMEDY}"
                     ),
                 ),
             };
