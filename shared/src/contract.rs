@@ -1142,3 +1142,992 @@ impl fmt::Display for IgnoreReason {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::OpenOpportunity;
+    use proptest::prelude::*;
+
+    fn account() -> Account {
+        Account {
+            id: AccountId::parse("001D000000IRFma").unwrap(),
+            name: "Acme Corp".into(),
+            website: Some("https://www.acme.com".into()),
+            reviewed_domain: None,
+            stored_org_id: None,
+            sync_status: None,
+            account_type: None,
+            owner_email: Some("owner@example.com".into()),
+            is_deleted: false,
+            master_record_id: None,
+            has_closed_won: false,
+            open_opportunities: vec![],
+            system_modstamp: None,
+        }
+    }
+
+    fn d(s: &str) -> Domain {
+        Domain::parse(s).unwrap()
+    }
+
+    /// The default with one piece of text replaced (which must be there).
+    fn default_with(from: &str, to: &str) -> String {
+        assert!(DEFAULT_CONFIG_TOML.contains(from), "default lacks {from:?}");
+        DEFAULT_CONFIG_TOML.replacen(from, to, 1)
+    }
+
+    // --- configuration -----------------------------------------------------------------------
+
+    #[test]
+    fn the_default_parses_and_round_trips() {
+        let c = Config::embedded_default();
+        assert_eq!(c.binding().zendesk_subdomain().as_str(), "orglink-sandbox");
+        assert_eq!(c.write_back().fields(), &LinkField::ALL);
+        assert_eq!(
+            c.eligibility().late_stage(),
+            &LateStage::MinProbability(75.0)
+        );
+        assert_eq!(c.mapping().tag_prefix(), "orglink_");
+        assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn refusals_name_the_key() {
+        // (what the default says, what the broken config says, the key named, words in the reason)
+        let cases: &[(&str, &str, &str, &str)] = &[
+            // A write to any Salesforce field but the four link fields.
+            (
+                "fields = [\n    \"Zendesk_Org_ID__c\",",
+                "fields = [\n    \"Zendesk_Org_ID__c\", \"Description\",",
+                "write_back.fields[1]",
+                "unknown variant `Description`",
+            ),
+            (
+                "[write_back]\n",
+                "[write_back]\nDescription = \"x\"\n",
+                "write_back.Description",
+                "unknown field",
+            ),
+            (
+                "[write_back]\n",
+                "[salesforce.fields]\nDescription = \"name\"\n\n[write_back]\n",
+                "salesforce",
+                "unknown field",
+            ),
+            (
+                "    \"Zendesk_Org_ID__c\",\n",
+                "",
+                "write_back.fields",
+                "link itself",
+            ),
+            (
+                "    \"Zendesk_Domain__c\",\n",
+                "    \"Zendesk_Domain__c\",\n    \"Zendesk_Domain__c\",\n",
+                "write_back.fields[2]",
+                "twice",
+            ),
+            // external_id is the account id and nothing else.
+            (
+                "external_id = \"account_id\"",
+                "external_id = \"account_name\"",
+                "mapping.external_id",
+                "expected `account_id`",
+            ),
+            (
+                "salesforce_owner_email = \"owner_email\"",
+                "external_id = \"account_name\"",
+                "mapping.organization_fields.external_id",
+                "not configurable",
+            ),
+            // Arrays are add-only, tags only with orglink's prefix.
+            (
+                "add_reviewed_domain = true",
+                "add_reviewed_domain = true\nreplace = true",
+                "mapping.domain_names.replace",
+                "unknown field",
+            ),
+            (
+                "add_reviewed_domain = true",
+                "set = [\"acme.com\"]",
+                "mapping.domain_names.set",
+                "unknown field",
+            ),
+            (
+                "add = [\"orglink_customer\"]",
+                "add = [\"orglink_customer\", \"vip\"]",
+                "mapping.tags.add[1]",
+                "prefix",
+            ),
+            (
+                "add = [\"orglink_customer\"]",
+                "add = [\"orglink_\"]",
+                "mapping.tags.add[0]",
+                "prefix",
+            ),
+            (
+                "add = [\"orglink_customer\"]",
+                "add = [\"orglink_Customer Tier\"]",
+                "mapping.tags.add[0]",
+                "single lowercase words",
+            ),
+            (
+                "prefix = \"orglink_\"",
+                "prefix = \"\"",
+                "mapping.tags.prefix",
+                "at least 2",
+            ),
+            (
+                "add = [\"orglink_customer\"]",
+                "add = [\"orglink_customer\"]\nremove = [\"vip\"]",
+                "mapping.tags.remove",
+                "unknown field",
+            ),
+            // Mirrors: known sources, sane keys.
+            (
+                "= \"owner_email\"",
+                "= \"owner_phone\"",
+                "mapping.organization_fields.salesforce_owner_email",
+                "unknown variant",
+            ),
+            (
+                "salesforce_owner_email =",
+                "\"owner email\" =",
+                "mapping.organization_fields.owner email",
+                "letters, digits and underscores",
+            ),
+            // Names.
+            (
+                "\" (Salesforce {account_id})\"",
+                "\" (Salesforce)\"",
+                "mapping.name.suffix_template",
+                "exactly once",
+            ),
+            (
+                "\" (Salesforce {account_id})\"",
+                "\" | {account_id}\"",
+                "mapping.name.suffix_template",
+                "'|'",
+            ),
+            (
+                "\" (Salesforce {account_id})\"",
+                "\" ({owner} {account_id})\"",
+                "mapping.name.suffix_template",
+                "other than",
+            ),
+            (
+                "max_chars = 255",
+                "max_chars = 30",
+                "mapping.name.max_chars",
+                "no room",
+            ),
+            (
+                "source = \"account_name\"",
+                "source = \"website\"",
+                "mapping.name.source",
+                "unknown variant",
+            ),
+            // Eligibility.
+            (
+                "min_probability = 75",
+                "min_probability = 75\nstage_names = [\"Negotiation\"]",
+                "eligibility.late_stage",
+                "not both",
+            ),
+            (
+                "min_probability = 75",
+                "min_probability = 150",
+                "eligibility.late_stage.min_probability",
+                "between 0 and 100",
+            ),
+            (
+                "min_probability = 75",
+                "stage_names = []",
+                "eligibility.late_stage.stage_names",
+                "is empty",
+            ),
+            (
+                "customer_type_prefixes = [\"Customer\"]",
+                "customer_type_prefixes = [\"Customer\", \" \"]",
+                "eligibility.customer_type_prefixes[1]",
+                "every account",
+            ),
+            (
+                "closed_won = true\n\n",
+                "\n",
+                "eligibility.closed_won",
+                "missing field",
+            ),
+            // Events.
+            (
+                "manual = { may_create = true, may_relink = true }",
+                "owner_changed = { may_create = true, may_relink = true }",
+                "events.owner_changed",
+                "unknown field",
+            ),
+            (
+                "manual = { may_create = true, may_relink = true }\n",
+                "",
+                "events.manual",
+                "missing field",
+            ),
+            (
+                "manual = { may_create = true, may_relink = true }",
+                "manual = { may_create = true, may_relink = true, may_delete = true }",
+                "events.manual.may_delete",
+                "unknown field",
+            ),
+            // Binding.
+            (
+                "salesforce_org_id = \"00D000000000001EAA\"",
+                "salesforce_org_id = \"001D000000IRFmaIAH\"",
+                "binding.salesforce_org_id",
+                "00D",
+            ),
+            (
+                "zendesk_subdomain = \"orglink-sandbox\"",
+                "zendesk_subdomain = \"acme.zendesk.com\"",
+                "binding.zendesk_subdomain",
+                "only the subdomain",
+            ),
+            (
+                "zendesk_subdomain = \"orglink-sandbox\"\n",
+                "",
+                "binding.zendesk_subdomain",
+                "missing field",
+            ),
+        ];
+        for (from, to, path, words) in cases {
+            let err = Config::from_toml(&default_with(from, to)).unwrap_err();
+            assert_eq!(err.path(), Some(*path), "{to:?} gave {err}");
+            assert!(err.to_string().contains(words), "{to:?} gave {err}");
+            assert!(err.to_string().contains(path), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_gives_the_line() {
+        let err = Config::from_toml(&default_with("\n[binding]\n", "\n[binding\n")).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Syntax { line: Some(10), .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.path(), None);
+    }
+
+    #[test]
+    fn stage_names_or_no_late_stage_rule_are_accepted() {
+        let c = Config::from_toml(&default_with(
+            "min_probability = 75",
+            "stage_names = [\"Negotiation/Review\"]",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.eligibility().late_stage(),
+            &LateStage::StageNames(vec!["Negotiation/Review".into()])
+        );
+        let c = Config::from_toml(&default_with("min_probability = 75", "")).unwrap();
+        assert_eq!(c.eligibility().late_stage(), &LateStage::Off);
+        assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn binding_is_checked_against_the_live_systems() {
+        let b = Config::embedded_default().binding().clone();
+        assert_eq!(b.check("00D000000000001EAA", "orglink-sandbox"), Ok(()));
+        assert_eq!(b.check("00D000000000001", "Orglink-Sandbox"), Ok(()));
+        assert!(matches!(
+            b.check("00D000000000002EAA", "orglink-sandbox"),
+            Err(BindingMismatch::SalesforceOrg { .. })
+        ));
+        // 15-character ids are case-sensitive.
+        assert!(b.check("00d000000000001", "orglink-sandbox").is_err());
+        assert!(b.check("garbage", "orglink-sandbox").is_err());
+        let err = b.check("00D000000000001EAA", "acme").unwrap_err();
+        assert!(matches!(err, BindingMismatch::ZendeskSubdomain { .. }));
+        assert!(err.to_string().contains("refusing to run"));
+    }
+
+    // --- provenance of Zendesk_Domain__c -----------------------------------------------------
+
+    #[test]
+    fn provenance_rule_table() {
+        use DomainDecision::*;
+        let acme = d("acme.com");
+        let new = d("acme.io");
+        // (current field, what orglink last wrote, website domain, decision)
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a Domain>,
+            Option<&'a Domain>,
+            DomainDecision,
+        );
+        let cases: Vec<Case> = vec![
+            // Empty field: filled from Website, whatever orglink wrote before.
+            (
+                None,
+                None,
+                Some(&acme),
+                Set {
+                    domain: acme.clone(),
+                    because: SetBecause::FillEmpty,
+                },
+            ),
+            (
+                Some("  "),
+                Some(&new),
+                Some(&acme),
+                Set {
+                    domain: acme.clone(),
+                    because: SetBecause::FillEmpty,
+                },
+            ),
+            (
+                None,
+                None,
+                None,
+                Keep {
+                    because: KeepBecause::NoWebsiteDomain,
+                },
+            ),
+            // Already the Website's domain.
+            (
+                Some("acme.com"),
+                None,
+                Some(&acme),
+                Keep {
+                    because: KeepBecause::UpToDate,
+                },
+            ),
+            (
+                Some("ACME.com"),
+                Some(&new),
+                Some(&acme),
+                Keep {
+                    because: KeepBecause::UpToDate,
+                },
+            ),
+            // Still what orglink wrote: follows Website.
+            (
+                Some("acme.com"),
+                Some(&acme),
+                Some(&new),
+                Set {
+                    domain: new.clone(),
+                    because: SetBecause::FollowWebsite,
+                },
+            ),
+            (
+                Some("Acme.COM"),
+                Some(&acme),
+                Some(&new),
+                Set {
+                    domain: new.clone(),
+                    because: SetBecause::FollowWebsite,
+                },
+            ),
+            (
+                Some("acme.com"),
+                Some(&acme),
+                None,
+                Keep {
+                    because: KeepBecause::NoWebsiteDomain,
+                },
+            ),
+            // A person's value wins; a disagreeing Website is drift.
+            (
+                Some("acme.io"),
+                Some(&acme),
+                Some(&new),
+                Keep {
+                    because: KeepBecause::UpToDate,
+                },
+            ),
+            (
+                Some("acme-group.com"),
+                Some(&acme),
+                Some(&acme),
+                Drift {
+                    reviewed: "acme-group.com".into(),
+                    website: acme.clone(),
+                },
+            ),
+            (
+                Some("acme-group.com"),
+                None,
+                Some(&acme),
+                Drift {
+                    reviewed: "acme-group.com".into(),
+                    website: acme.clone(),
+                },
+            ),
+            (
+                Some("acme-group.com"),
+                None,
+                None,
+                Keep {
+                    because: KeepBecause::PersonsValue,
+                },
+            ),
+            (
+                Some("n/a"),
+                Some(&acme),
+                Some(&acme),
+                Drift {
+                    reviewed: "n/a".into(),
+                    website: acme.clone(),
+                },
+            ),
+        ];
+        for (current, last, website, want) in cases {
+            assert_eq!(
+                reviewed_domain_decision(current, last, website),
+                want,
+                "current {current:?}, last written {last:?}, website {website:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn decision_gives_the_domain_to_link_with_and_the_write() {
+        let acme = d("acme.com");
+        let set = reviewed_domain_decision(None, None, Some(&acme));
+        assert_eq!(set.effective(None), Some(acme.clone()));
+        assert_eq!(set.intent(), Intent::Set(acme.clone()));
+        let drift = reviewed_domain_decision(Some("Acme-Group.com"), None, Some(&acme));
+        assert_eq!(
+            drift.effective(Some("Acme-Group.com")),
+            Some(d("acme-group.com"))
+        );
+        assert_eq!(drift.intent(), Intent::Leave);
+        let junk = reviewed_domain_decision(Some("n/a"), None, None);
+        assert_eq!(junk.effective(Some("n/a")), None);
+    }
+
+    // --- write-back --------------------------------------------------------------------------
+
+    const NOW: &str = "2025-01-02T03:04:05Z";
+
+    fn org(n: u64) -> OrgId {
+        OrgId::new(n).unwrap()
+    }
+
+    fn linked(a: &Account) -> Account {
+        Account {
+            stored_org_id: Some("42".into()),
+            reviewed_domain: Some("acme.com".into()),
+            sync_status: Some("Linked".into()),
+            ..a.clone()
+        }
+    }
+
+    fn want(
+        org_id: Intent<OrgId>,
+        domain: Intent<Domain>,
+        status: Intent<SyncStatus>,
+    ) -> DesiredLink {
+        DesiredLink {
+            org_id,
+            reviewed_domain: domain,
+            status,
+        }
+    }
+
+    #[test]
+    fn write_back_table() {
+        let wb = Config::embedded_default().write_back().clone();
+        let a = linked(&account());
+        let in_sync = want(
+            Intent::Set(org(42)),
+            Intent::Set(d("acme.com")),
+            Intent::Set(SyncStatus::Linked),
+        );
+        // (account, desired, zendesk changed, expected body)
+        let cases: Vec<(Account, DesiredLink, bool, Option<serde_json::Value>)> = vec![
+            (a.clone(), in_sync.clone(), false, None),
+            (
+                a.clone(),
+                want(Intent::Leave, Intent::Leave, Intent::Leave),
+                false,
+                None,
+            ),
+            // The org changed in Zendesk only: just the timestamp.
+            (
+                a.clone(),
+                in_sync.clone(),
+                true,
+                Some(serde_json::json!({"Last_Zendesk_Sync_At__c": NOW})),
+            ),
+            // A new link.
+            (
+                account(),
+                in_sync.clone(),
+                true,
+                Some(serde_json::json!({
+                    "Zendesk_Org_ID__c": "42",
+                    "Zendesk_Domain__c": "acme.com",
+                    "Zendesk_Sync_Status__c": "Linked",
+                    "Last_Zendesk_Sync_At__c": NOW,
+                })),
+            ),
+            // Status only.
+            (
+                a.clone(),
+                want(
+                    Intent::Leave,
+                    Intent::Leave,
+                    Intent::Set(SyncStatus::PendingReview),
+                ),
+                false,
+                Some(
+                    serde_json::json!({"Zendesk_Sync_Status__c": "Pending Review", "Last_Zendesk_Sync_At__c": NOW}),
+                ),
+            ),
+            // Same domain in another case, org id with stray spaces: no change.
+            (
+                Account {
+                    reviewed_domain: Some("ACME.com".into()),
+                    stored_org_id: Some(" 42 ".into()),
+                    ..a.clone()
+                },
+                in_sync.clone(),
+                false,
+                None,
+            ),
+            // Clearing a stored id; clearing an empty field is no change.
+            (
+                a.clone(),
+                want(Intent::Clear, Intent::Leave, Intent::Leave),
+                false,
+                Some(
+                    serde_json::json!({"Zendesk_Org_ID__c": null, "Last_Zendesk_Sync_At__c": NOW}),
+                ),
+            ),
+            (
+                account(),
+                want(Intent::Clear, Intent::Clear, Intent::Clear),
+                false,
+                None,
+            ),
+            // A legacy picklist value is replaced.
+            (
+                Account {
+                    sync_status: Some("Error".into()),
+                    ..a.clone()
+                },
+                in_sync.clone(),
+                false,
+                Some(
+                    serde_json::json!({"Zendesk_Sync_Status__c": "Linked", "Last_Zendesk_Sync_At__c": NOW}),
+                ),
+            ),
+        ];
+        for (i, (acct, desired, zd, expected)) in cases.into_iter().enumerate() {
+            let got = wb.account_write(&acct, &desired, zd, NOW).map(|w| w.body());
+            assert_eq!(got, expected, "case {i}");
+        }
+    }
+
+    #[test]
+    fn write_back_only_writes_enabled_fields() {
+        let c = Config::from_toml(&default_with(
+            "    \"Last_Zendesk_Sync_At__c\",\n    \"Zendesk_Sync_Status__c\",\n",
+            "",
+        ))
+        .unwrap();
+        let desired = want(
+            Intent::Set(org(7)),
+            Intent::Set(d("acme.com")),
+            Intent::Set(SyncStatus::Linked),
+        );
+        let w = c
+            .write_back()
+            .account_write(&account(), &desired, true, NOW)
+            .unwrap();
+        assert_eq!(
+            w.changes().keys().copied().collect::<Vec<_>>(),
+            vec![LinkField::ZendeskOrgId, LinkField::ZendeskDomain]
+        );
+        // Nothing enabled changes, and no timestamp field: no call at all.
+        let only_status = want(
+            Intent::Leave,
+            Intent::Leave,
+            Intent::Set(SyncStatus::SyncFailing),
+        );
+        assert_eq!(
+            c.write_back()
+                .account_write(&account(), &only_status, true, NOW),
+            None
+        );
+    }
+
+    fn arb_intent<T: Clone + std::fmt::Debug + 'static>(
+        values: Vec<T>,
+    ) -> impl Strategy<Value = Intent<T>> {
+        prop_oneof![
+            Just(Intent::Leave),
+            Just(Intent::Clear),
+            proptest::sample::select(values).prop_map(Intent::Set),
+        ]
+    }
+
+    fn arb_text(values: &'static [&'static str]) -> impl Strategy<Value = Option<String>> {
+        proptest::option::of(proptest::sample::select(values).prop_map(String::from))
+    }
+
+    proptest! {
+        #[test]
+        fn write_back_touches_only_link_fields_and_settles(
+            stored in arb_text(&["42", "7", " 42", "junk", ""]),
+            reviewed in arb_text(&["acme.com", "ACME.COM", "other.io", "n/a", ""]),
+            status in arb_text(&["Linked", "Error", "Pending Review", ""]),
+            org_id in arb_intent(vec![org(42), org(7)]),
+            domain in arb_intent(vec![d("acme.com"), d("other.io")]),
+            sync in arb_intent(SyncStatus::all().to_vec()),
+            zendesk_changed in any::<bool>(),
+        ) {
+            let wb = Config::embedded_default().write_back().clone();
+            let mut a = Account { stored_org_id: stored, reviewed_domain: reviewed, sync_status: status, ..account() };
+            let desired = want(org_id, domain, sync);
+            if let Some(w) = wb.account_write(&a, &desired, zendesk_changed, NOW) {
+                let body = w.body();
+                let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+                for k in &keys {
+                    prop_assert!(LinkField::ALL.iter().any(|f| f.api_name() == k.as_str()), "{k}");
+                }
+                // The timestamp never travels alone unless Zendesk changed.
+                prop_assert!(zendesk_changed || keys.len() >= 2);
+                w.apply_to(&mut a);
+            }
+            // Once written, the same decision writes nothing more: no loop.
+            prop_assert_eq!(wb.account_write(&a, &desired, false, NOW), None);
+        }
+    }
+
+    #[test]
+    fn sync_status_values_are_the_picklist() {
+        let values: Vec<&str> = SyncStatus::all().iter().map(|s| s.api_value()).collect();
+        assert_eq!(
+            values,
+            [
+                "Linked",
+                "Pending Review",
+                "Not Eligible",
+                "Sync Failing",
+                "Write-back Blocked"
+            ]
+        );
+        for s in SyncStatus::all() {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.api_value());
+            assert_eq!(SyncStatus::from_api_value(s.api_value()), Some(s));
+            assert_eq!(s.label(), s.api_value());
+            // Salesforce picklist values are at most 255 characters.
+            assert!(s.api_value().len() <= 255);
+        }
+        assert_eq!(SyncStatus::from_api_value("Error"), None);
+    }
+
+    #[test]
+    fn link_fields_and_echoes() {
+        for f in LinkField::ALL {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.api_name());
+            assert_eq!(
+                LinkField::from_api_name(&f.api_name().to_lowercase()),
+                Some(f)
+            );
+        }
+        assert_eq!(LinkField::from_api_name("Name"), None);
+        assert!(LinkField::only_link_fields([
+            "Zendesk_Org_ID__c",
+            "SystemModstamp"
+        ]));
+        assert!(LinkField::only_link_fields(["zendesk_sync_status__c"]));
+        assert!(!LinkField::only_link_fields(["Zendesk_Org_ID__c", "Name"]));
+        assert!(!LinkField::only_link_fields(["SystemModstamp"]));
+        assert!(!LinkField::only_link_fields([]));
+    }
+
+    // --- eligibility -------------------------------------------------------------------------
+
+    fn opp(stage: &str, p: Option<f64>) -> OpenOpportunity {
+        OpenOpportunity {
+            stage_name: stage.into(),
+            probability: p,
+        }
+    }
+
+    #[test]
+    fn eligibility_table() {
+        use EligibleBecause as E;
+        let rule = Config::embedded_default().eligibility().clone();
+        let a = account();
+        let master = AccountId::parse("001D000000IRFmb").unwrap();
+        let customer = |t: &str| E::CustomerType {
+            account_type: t.into(),
+            prefix: "Customer".into(),
+        };
+        let cases: Vec<(Account, Eligibility)> = vec![
+            (
+                a.clone(),
+                Eligibility::NotEligible {
+                    because: NotEligibleBecause::NoRuleMatched,
+                },
+            ),
+            (
+                Account {
+                    account_type: Some("Customer - Direct".into()),
+                    ..a.clone()
+                },
+                Eligibility::Eligible {
+                    because: vec![customer("Customer - Direct")],
+                },
+            ),
+            (
+                Account {
+                    account_type: Some(" customer - channel".into()),
+                    ..a.clone()
+                },
+                Eligibility::Eligible {
+                    because: vec![customer("customer - channel")],
+                },
+            ),
+            (
+                Account {
+                    account_type: Some("Prospect".into()),
+                    ..a.clone()
+                },
+                Eligibility::NotEligible {
+                    because: NotEligibleBecause::NoRuleMatched,
+                },
+            ),
+            (
+                Account {
+                    account_type: Some("Cust".into()),
+                    ..a.clone()
+                },
+                Eligibility::NotEligible {
+                    because: NotEligibleBecause::NoRuleMatched,
+                },
+            ),
+            (
+                Account {
+                    has_closed_won: true,
+                    ..a.clone()
+                },
+                Eligibility::Eligible {
+                    because: vec![E::ClosedWon],
+                },
+            ),
+            (
+                Account {
+                    open_opportunities: vec![
+                        opp("Proposal", Some(74.9)),
+                        opp("Negotiation", Some(75.0)),
+                    ],
+                    ..a.clone()
+                },
+                Eligibility::Eligible {
+                    because: vec![E::LateStageOpportunity {
+                        stage_name: "Negotiation".into(),
+                        probability: Some(75.0),
+                    }],
+                },
+            ),
+            (
+                Account {
+                    open_opportunities: vec![opp("Proposal", Some(74.9)), opp("Negotiation", None)],
+                    ..a.clone()
+                },
+                Eligibility::NotEligible {
+                    because: NotEligibleBecause::NoRuleMatched,
+                },
+            ),
+            (
+                Account {
+                    account_type: Some("Customer - Direct".into()),
+                    has_closed_won: true,
+                    open_opportunities: vec![opp("Negotiation", Some(90.0))],
+                    ..a.clone()
+                },
+                Eligibility::Eligible {
+                    because: vec![
+                        customer("Customer - Direct"),
+                        E::ClosedWon,
+                        E::LateStageOpportunity {
+                            stage_name: "Negotiation".into(),
+                            probability: Some(90.0),
+                        },
+                    ],
+                },
+            ),
+            // Deleted wins over every rule.
+            (
+                Account {
+                    is_deleted: true,
+                    has_closed_won: true,
+                    ..a.clone()
+                },
+                Eligibility::NotEligible {
+                    because: NotEligibleBecause::Deleted,
+                },
+            ),
+            (
+                Account {
+                    is_deleted: true,
+                    master_record_id: Some(master.clone()),
+                    account_type: Some("Customer".into()),
+                    ..a.clone()
+                },
+                Eligibility::NotEligible {
+                    because: NotEligibleBecause::MergedInto { master },
+                },
+            ),
+        ];
+        for (i, (acct, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(rule.evaluate(&acct), expected, "case {i}");
+        }
+    }
+
+    #[test]
+    fn eligibility_rules_are_configurable() {
+        let text = default_with(
+            "customer_type_prefixes = [\"Customer\"]",
+            "customer_type_prefixes = [\"Client\"]",
+        )
+        .replacen("closed_won = true", "closed_won = false", 1)
+        .replacen(
+            "min_probability = 75",
+            "stage_names = [\"Negotiation/Review\"]",
+            1,
+        );
+        let c = Config::from_toml(&text).unwrap();
+        let rule = c.eligibility();
+        let a = account();
+        let no = Eligibility::NotEligible {
+            because: NotEligibleBecause::NoRuleMatched,
+        };
+        assert_eq!(
+            rule.evaluate(&Account {
+                account_type: Some("Customer - Direct".into()),
+                ..a.clone()
+            }),
+            no
+        );
+        assert!(
+            rule.evaluate(&Account {
+                account_type: Some("Client".into()),
+                ..a.clone()
+            })
+            .is_eligible()
+        );
+        assert_eq!(
+            rule.evaluate(&Account {
+                has_closed_won: true,
+                ..a.clone()
+            }),
+            no
+        );
+        assert_eq!(
+            rule.evaluate(&Account {
+                open_opportunities: vec![opp("Closing", Some(99.0))],
+                ..a.clone()
+            }),
+            no
+        );
+        assert_eq!(
+            rule.evaluate(&Account {
+                open_opportunities: vec![opp(" negotiation/review ", Some(10.0))],
+                ..a.clone()
+            }),
+            Eligibility::Eligible {
+                because: vec![EligibleBecause::LateStageOpportunity {
+                    stage_name: " negotiation/review ".into(),
+                    probability: Some(10.0)
+                }]
+            }
+        );
+    }
+
+    // --- event kinds -------------------------------------------------------------------------
+
+    #[test]
+    fn event_kinds_have_stable_names() {
+        for k in EventKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            assert_eq!(EventKind::classify(k.as_str()), Ok(k));
+        }
+        let err = EventKind::classify("owner_changed").unwrap_err();
+        assert_eq!(
+            err.reason,
+            IgnoreReason::UnknownEventKind {
+                kind: "owner_changed".into()
+            }
+        );
+        assert!(err.to_string().contains("owner_changed"));
+        assert!(EventKind::classify("ClosedWon").is_err());
+    }
+
+    #[test]
+    fn permission_table() {
+        let c = Config::from_toml(&default_with(
+            "name_changed = { may_create = true, may_relink = true }",
+            "name_changed = { may_create = false, may_relink = true }",
+        ))
+        .unwrap();
+        let eligible = Eligibility::Eligible {
+            because: vec![EligibleBecause::ClosedWon],
+        };
+        let not = Eligibility::NotEligible {
+            because: NotEligibleBecause::NoRuleMatched,
+        };
+        use EventKind::*;
+        use LinkAction::*;
+        let cases: Vec<(
+            EventKind,
+            &Eligibility,
+            LinkAction,
+            Result<(), IgnoreReason>,
+        )> = vec![
+            (ClosedWon, &eligible, Create, Ok(())),
+            (ClosedWon, &eligible, Relink, Ok(())),
+            (
+                NameChanged,
+                &eligible,
+                Create,
+                Err(IgnoreReason::KindMayNot {
+                    kind: NameChanged,
+                    action: Create,
+                }),
+            ),
+            (NameChanged, &eligible, Relink, Ok(())),
+            (NameChanged, &eligible, Update, Ok(())),
+            // Not eligible: never a new org, never a relink, even for an operator; the existing
+            // link keeps its mirrors current.
+            (
+                Manual,
+                &not,
+                Create,
+                Err(IgnoreReason::NotEligible {
+                    action: Create,
+                    because: NotEligibleBecause::NoRuleMatched,
+                }),
+            ),
+            (
+                ReconcileRepair,
+                &not,
+                Relink,
+                Err(IgnoreReason::NotEligible {
+                    action: Relink,
+                    because: NotEligibleBecause::NoRuleMatched,
+                }),
+            ),
+            (DomainChanged, &not, Update, Ok(())),
+        ];
+        for (kind, elig, action, expected) in cases {
+            let got = c.permits(kind, elig, action).map_err(|i| i.reason);
+            assert_eq!(got, expected, "{kind} {action}");
+        }
+        let words = c.permits(Manual, &not, Create).unwrap_err().to_string();
+        assert!(words.contains("not a customer"), "{words}");
+    }
+}

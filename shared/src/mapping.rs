@@ -654,3 +654,441 @@ fn same_mirror(current: Option<&Value>, want: &Value) -> bool {
         Some(c) => c == want,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{Config, DEFAULT_CONFIG_TOML};
+    use crate::ids::OrgId;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn mapping() -> Mapping {
+        Config::embedded_default().mapping().clone()
+    }
+
+    fn mapping_with(from: &str, to: &str) -> Mapping {
+        assert!(DEFAULT_CONFIG_TOML.contains(from), "default lacks {from:?}");
+        Config::from_toml(&DEFAULT_CONFIG_TOML.replacen(from, to, 1))
+            .unwrap()
+            .mapping()
+            .clone()
+    }
+
+    fn id() -> AccountId {
+        AccountId::parse("001D000000IRFma").unwrap()
+    }
+
+    fn other_id() -> AccountId {
+        AccountId::parse("001D000000IRFmb").unwrap()
+    }
+
+    fn account(name: &str) -> Account {
+        Account {
+            id: id(),
+            name: name.into(),
+            website: None,
+            reviewed_domain: None,
+            stored_org_id: None,
+            sync_status: None,
+            account_type: Some("Customer - Direct".into()),
+            owner_email: Some("owner@example.com".into()),
+            is_deleted: false,
+            master_record_id: None,
+            has_closed_won: false,
+            open_opportunities: vec![],
+            system_modstamp: None,
+        }
+    }
+
+    fn d(s: &str) -> Domain {
+        Domain::parse(s).unwrap()
+    }
+
+    fn org(external_id: Option<&str>) -> Organization {
+        Organization {
+            id: OrgId::new(42).unwrap(),
+            name: "Acme Corp".into(),
+            external_id: external_id.map(String::from),
+            domain_names: vec!["acme-support.com".into()],
+            tags: vec!["vip".into()],
+            organization_fields: BTreeMap::new(),
+            updated_at: None,
+        }
+    }
+
+    fn desired(m: &Mapping, a: &Account, domain: DomainAvailability) -> DesiredOrg {
+        m.desired_org(a, Some(&d("acme.com")), domain, NameChoice::Plain, &[])
+    }
+
+    /// An org already holding everything the default mapping wants for `account("Acme Corp")`.
+    fn in_sync_org() -> Organization {
+        let mut o = org(Some(id().as_str()));
+        o.domain_names.push("acme.com".into());
+        o.tags.push("orglink_customer".into());
+        o.organization_fields
+            .insert("salesforce_owner_email".into(), json!("owner@example.com"));
+        o.organization_fields
+            .insert("salesforce_account_type".into(), json!("Customer - Direct"));
+        o
+    }
+
+    #[test]
+    fn names_lose_what_zendesk_refuses() {
+        let m = mapping();
+        let cases = [
+            ("Acme Corp", "Acme Corp"),
+            ("  Acme | Corp  ", "Acme Corp"),
+            ("Acme\tCorp\n(EMEA)", "Acme Corp (EMEA)"),
+            ("|Acme||", "Acme"),
+            ("Zürich Versicherung", "Zürich Versicherung"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(m.org_name(&account(raw)), want, "{raw:?}");
+        }
+        // Nothing usable left: the suffix alone still names the account.
+        assert_eq!(
+            m.org_name(&account(" | ")),
+            format!("(Salesforce {})", id().as_str())
+        );
+    }
+
+    #[test]
+    fn names_respect_the_length_limit() {
+        let m = mapping_with("max_chars = 255", "max_chars = 40");
+        let long = "é".repeat(50);
+        assert_eq!(m.org_name(&account(&long)), "é".repeat(40));
+        let suffixed = m.suffixed_org_name(&account(&long));
+        assert_eq!(suffixed.chars().count(), 40);
+        assert!(suffixed.ends_with(&format!(" (Salesforce {})", id().as_str())));
+        // The cut never leaves a trailing space before the suffix.
+        let spaced = m.org_name(&account(&format!("{} tail", "a".repeat(39))));
+        assert_eq!(spaced, "a".repeat(39));
+        assert_eq!(
+            mapping().suffixed_org_name(&account("Acme | Corp")),
+            format!("Acme Corp (Salesforce {})", id().as_str())
+        );
+    }
+
+    #[test]
+    fn desired_org_follows_the_mapping() {
+        let m = mapping();
+        let a = account("Acme Corp");
+        let want = desired(&m, &a, DomainAvailability::Free);
+        assert_eq!(want.external_id, id());
+        assert_eq!(want.add_domain, Some(d("acme.com")));
+        assert_eq!(want.add_tags, vec!["orglink_customer".to_string()]);
+        assert_eq!(
+            want.organization_fields,
+            BTreeMap::from([
+                ("salesforce_account_type".into(), json!("Customer - Direct")),
+                ("salesforce_owner_email".into(), json!("owner@example.com")),
+            ])
+        );
+        for blocked in [
+            DomainAvailability::HeldByAnotherOrg,
+            DomainAvailability::NotUsable,
+        ] {
+            assert_eq!(desired(&m, &a, blocked).add_domain, None);
+        }
+        let off = mapping_with("add_reviewed_domain = true", "add_reviewed_domain = false");
+        assert_eq!(desired(&off, &a, DomainAvailability::Free).add_domain, None);
+        let no_owner = Account {
+            owner_email: Some("  ".into()),
+            ..a.clone()
+        };
+        assert_eq!(
+            desired(&m, &no_owner, DomainAvailability::Free).organization_fields["salesforce_owner_email"],
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn other_mirror_sources() {
+        let m = mapping_with(
+            "salesforce_owner_email = \"owner_email\"",
+            "sf_id = \"account_id\"\nsf_domain = \"reviewed_domain\"\nsf_name = \"account_name\"",
+        );
+        let want = desired(&m, &account(" Acme "), DomainAvailability::Free);
+        assert_eq!(want.organization_fields["sf_id"], json!(id().as_str()));
+        assert_eq!(want.organization_fields["sf_domain"], json!("acme.com"));
+        assert_eq!(want.organization_fields["sf_name"], json!("Acme"));
+        assert!(
+            !want
+                .organization_fields
+                .contains_key("salesforce_owner_email")
+        );
+    }
+
+    #[test]
+    fn create_body_sets_the_key_at_creation() {
+        let m = mapping();
+        let a = Account {
+            account_type: None,
+            ..account("Acme Corp")
+        };
+        assert_eq!(
+            desired(&m, &a, DomainAvailability::Free).create_body(),
+            json!({
+                "name": "Acme Corp",
+                "external_id": id().as_str(),
+                "domain_names": ["acme.com"],
+                "tags": ["orglink_customer"],
+                "organization_fields": {"salesforce_owner_email": "owner@example.com"},
+            })
+        );
+    }
+
+    #[test]
+    fn org_update_table() {
+        let m = mapping();
+        let a = account("Acme Corp");
+        let want = desired(&m, &a, DomainAvailability::Free);
+        let with = |f: &dyn Fn(&mut Organization)| {
+            let mut o = in_sync_org();
+            f(&mut o);
+            o
+        };
+        let cases: Vec<(&str, Organization, Option<Value>)> = vec![
+            ("in sync", in_sync_org(), None),
+            (
+                "key case lost in Zendesk is the same key",
+                with(&|o| o.external_id = Some(id().as_str().to_lowercase())),
+                None,
+            ),
+            (
+                "empty mirror equals null",
+                with(&|o| {
+                    o.organization_fields.insert("x".into(), Value::Null);
+                }),
+                None,
+            ),
+            (
+                "keyless org gets the key",
+                with(&|o| o.external_id = None),
+                Some(json!({"external_id": id().as_str()})),
+            ),
+            (
+                "15-character key is upgraded",
+                with(&|o| o.external_id = Some(id().id15().into())),
+                Some(json!({"external_id": id().as_str()})),
+            ),
+            (
+                "name mirrors",
+                with(&|o| o.name = "ACME".into()),
+                Some(json!({"name": "Acme Corp"})),
+            ),
+            (
+                "domain added, support's kept",
+                with(&|o| o.domain_names.retain(|x| x != "acme.com")),
+                Some(json!({"domain_names": ["acme-support.com", "acme.com"]})),
+            ),
+            (
+                "domain present in another case",
+                with(&|o| o.domain_names = vec!["ACME.COM".into()]),
+                None,
+            ),
+            (
+                "tag added, support's kept",
+                with(&|o| o.tags = vec!["vip".into(), "orglink_old".into()]),
+                Some(json!({"tags": ["vip", "orglink_old", "orglink_customer"]})),
+            ),
+            (
+                "only the changed mirror",
+                with(&|o| {
+                    o.organization_fields
+                        .insert("salesforce_owner_email".into(), json!("old@example.com"));
+                    o.organization_fields
+                        .insert("support_notes".into(), json!("keep me"));
+                }),
+                Some(
+                    json!({"organization_fields": {"salesforce_owner_email": "owner@example.com"}}),
+                ),
+            ),
+            (
+                "mirror already current",
+                with(&|o| {
+                    o.organization_fields
+                        .insert("salesforce_account_type".into(), json!("Customer - Direct"));
+                }),
+                None,
+            ),
+        ];
+        for (what, current, expected) in cases {
+            let got = m.org_update(&current, &want).unwrap().map(|u| u.body());
+            assert_eq!(got, expected, "{what}");
+        }
+        let no_type = desired(
+            &m,
+            &Account {
+                account_type: None,
+                ..a.clone()
+            },
+            DomainAvailability::Free,
+        );
+        assert_eq!(
+            m.org_update(&in_sync_org(), &no_type)
+                .unwrap()
+                .unwrap()
+                .body(),
+            json!({"organization_fields": {"salesforce_account_type": null}})
+        );
+        // A domain another org holds is not added.
+        let mut o = in_sync_org();
+        o.domain_names.clear();
+        let held = desired(&m, &a, DomainAvailability::HeldByAnotherOrg);
+        assert_eq!(m.org_update(&o, &held), Ok(None));
+    }
+
+    #[test]
+    fn org_update_refuses_to_steal_a_key() {
+        let m = mapping();
+        let a = account("Acme Corp");
+        let want = desired(&m, &a, DomainAvailability::Free);
+        for key in [other_id().as_str(), other_id().id15()] {
+            let err = m.org_update(&org(Some(key)), &want).unwrap_err();
+            assert!(
+                matches!(&err, UpdateRefused::KeyedToAnotherAccount { other, .. } if other == &other_id()),
+                "{err:?}"
+            );
+        }
+        let err = m.org_update(&org(Some("hubspot-17")), &want).unwrap_err();
+        assert!(matches!(err, UpdateRefused::ForeignKey { .. }));
+        assert!(err.to_string().contains("review"));
+        // …unless Salesforce merged that account into this one.
+        let merged = m.desired_org(
+            &a,
+            None,
+            DomainAvailability::Free,
+            NameChoice::Plain,
+            &[other_id()],
+        );
+        let u = m
+            .org_update(&org(Some(other_id().id15())), &merged)
+            .unwrap()
+            .unwrap();
+        assert_eq!(u.external_id(), Some(id().as_str()));
+    }
+
+    #[test]
+    fn update_reports_what_it_adds() {
+        let m = mapping();
+        let mut o = org(None);
+        let u = m
+            .org_update(
+                &o,
+                &desired(&m, &account("Acme Corp"), DomainAvailability::Free),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(u.added_domains(), ["acme.com"]);
+        assert_eq!(u.added_tags(), ["orglink_customer"]);
+        assert_eq!(u.domain_names().unwrap(), ["acme-support.com", "acme.com"]);
+        assert_eq!(u.tags().unwrap(), ["vip", "orglink_customer"]);
+        assert_eq!(u.name(), None);
+        assert_eq!(u.organization_fields().len(), 2);
+        u.apply_to(&mut o);
+        assert_eq!(o, in_sync_org());
+    }
+
+    fn arb_list(pool: &'static [&'static str]) -> impl Strategy<Value = Vec<String>> {
+        proptest::sample::subsequence(pool, 0..=pool.len())
+            .prop_map(|v| v.into_iter().map(String::from).collect())
+    }
+
+    fn arb_org() -> impl Strategy<Value = Organization> {
+        let keys = prop_oneof![
+            Just(None),
+            Just(Some(id().as_str().to_string())),
+            Just(Some(id().as_str().to_uppercase())),
+            Just(Some(id().id15().to_string())),
+        ];
+        let field = proptest::option::of(prop_oneof![
+            Just(Value::Null),
+            Just(json!("")),
+            Just(json!("owner@example.com")),
+            Just(json!("someone@else.com")),
+        ]);
+        (
+            keys,
+            prop_oneof![Just("Acme Corp"), Just("Acme"), Just("")],
+            arb_list(&["acme.com", "ACME.com", "support.io", "other.org"]),
+            arb_list(&["vip", "orglink_customer", "ORGLINK_CUSTOMER", "orglink_x"]),
+            field.clone(),
+            field,
+        )
+            .prop_map(|(key, name, domains, tags, email, kind)| {
+                let mut o = org(key.as_deref());
+                o.name = name.into();
+                o.domain_names = domains;
+                o.tags = tags;
+                if let Some(v) = email {
+                    o.organization_fields
+                        .insert("salesforce_owner_email".into(), v);
+                }
+                if let Some(v) = kind {
+                    o.organization_fields
+                        .insert("salesforce_account_type".into(), v);
+                }
+                o
+            })
+    }
+
+    fn arb_account() -> impl Strategy<Value = Account> {
+        (
+            prop_oneof![Just("Acme Corp"), Just("Acme | Corp"), Just(" | ")],
+            proptest::option::of(prop_oneof![Just("owner@example.com"), Just("")]),
+            proptest::option::of(Just("Customer - Direct")),
+        )
+            .prop_map(|(name, email, kind)| Account {
+                owner_email: email.map(String::from),
+                account_type: kind.map(String::from),
+                ..account(name)
+            })
+    }
+
+    fn arb_availability() -> impl Strategy<Value = DomainAvailability> {
+        prop_oneof![
+            Just(DomainAvailability::Free),
+            Just(DomainAvailability::HeldByAnotherOrg),
+            Just(DomainAvailability::NotUsable),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn updates_settle_and_arrays_never_shrink(
+            current in arb_org(),
+            a in arb_account(),
+            availability in arb_availability(),
+            suffixed in any::<bool>(),
+        ) {
+            let m = mapping();
+            let name = if suffixed { NameChoice::Suffixed } else { NameChoice::Plain };
+            let want = m.desired_org(&a, Some(&d("acme.com")), availability, name, &[]);
+            let mut o = current.clone();
+            if let Some(u) = m.org_update(&o, &want).unwrap() {
+                // Only mapped organization fields are sent.
+                for k in u.organization_fields().keys() {
+                    prop_assert!(m.organization_fields().keys().any(|f| f.as_str() == k));
+                }
+                u.apply_to(&mut o);
+            }
+            // Arrays only grow: every element support had is still there, in order.
+            prop_assert!(o.domain_names.starts_with(&current.domain_names));
+            prop_assert!(o.tags.starts_with(&current.tags));
+            // What orglink added carries its prefix.
+            for t in &o.tags[current.tags.len()..] {
+                prop_assert!(t.starts_with(m.tag_prefix()));
+            }
+            // Untouched organization fields keep their values.
+            for (k, v) in &current.organization_fields {
+                if !m.organization_fields().keys().any(|f| f.as_str() == k) {
+                    prop_assert_eq!(o.organization_fields.get(k), Some(v));
+                }
+            }
+            // Applying the update once leaves nothing to do: a second sync makes no call.
+            prop_assert_eq!(m.org_update(&o, &want).unwrap(), None);
+        }
+    }
+}
