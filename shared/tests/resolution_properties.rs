@@ -492,3 +492,200 @@ fn generated_worlds_reach_every_rule() {
         );
     }
 }
+
+/// An independent model of DESIGN.md "Create-or-link resolution", written from the brief
+/// (not the code), with the points the brief leaves open settled as the golden file records:
+/// contradictions are checked duplicate key → stored/key disagreement → stored org keyed
+/// elsewhere; the merged account's key counts as this customer's key after the account's own;
+/// a domain on any keyed org is a collision even beside one keyless org; a foreign key counts
+/// as "keyed elsewhere" everywhere.
+fn model(input: &ResolutionInput) -> (Decision, Rule) {
+    use orglink_shared::exceptions::ExceptionKind as K;
+
+    let orgs: Vec<Organization> = input_orgs(input).into_values().collect();
+    let stored = match &input.stored {
+        StoredLink::Found(org) => Some(org),
+        _ => None,
+    };
+    let keyless = |o: &Organization| o.external_id.as_deref().is_none_or(|k| k.trim().is_empty());
+    let ids = |v: &[&Organization]| v.iter().map(|o| o.id).collect::<Vec<_>>();
+    let exception = |kind, orgs: Vec<OrgId>, rule| (Decision::Exception { kind, orgs }, rule);
+    let link = |org: OrgId, key_change: Option<KeyChange>| {
+        let rule = key_change_rule(&key_change);
+        (Decision::Link { org, key_change }, rule)
+    };
+
+    let own: Vec<&Organization> = orgs.iter().filter(|o| carries_own_key(input, o)).collect();
+    let merged: Vec<&Organization> = orgs
+        .iter()
+        .filter(|o| keyed_to_merged(input, o).is_some())
+        .collect();
+
+    // Contradictions first.
+    if own.len() >= 2 {
+        return exception(K::DuplicateExternalId, ids(&own), Rule::DuplicateKey);
+    }
+    if let (Some(s), [k]) = (stored, own.as_slice())
+        && s.id != k.id
+    {
+        return exception(
+            K::StoredLinkKeyDisagree,
+            vec![s.id, k.id],
+            Rule::StoredAndKeyDisagree,
+        );
+    }
+    if let Some(s) = stored
+        && !keyless(s)
+        && !carries_own_key(input, s)
+        && keyed_to_merged(input, s).is_none()
+    {
+        return exception(K::KeyConflict, vec![s.id], Rule::StoredOrgKeyedElsewhere);
+    }
+    // The key, then a merged account's key.
+    if let [k] = own.as_slice() {
+        let legacy = k
+            .external_id
+            .as_deref()
+            .is_some_and(|x| x.trim().len() == 15);
+        return if legacy {
+            link(k.id, Some(KeyChange::UpgradeLegacy))
+        } else {
+            link(k.id, None)
+        };
+    }
+    match merged.as_slice() {
+        [] => {}
+        [m] => {
+            if let Some(s) = stored
+                && s.id != m.id
+            {
+                return exception(
+                    K::StoredLinkKeyDisagree,
+                    vec![s.id, m.id],
+                    Rule::StoredAndKeyDisagree,
+                );
+            }
+            let from = keyed_to_merged(input, m).unwrap();
+            return link(m.id, Some(KeyChange::FromMergedAccount { merged: from }));
+        }
+        several => {
+            return exception(
+                K::DuplicateExternalId,
+                ids(several),
+                Rule::DuplicateMergedKeys,
+            );
+        }
+    }
+    // The stored org, now known to be keyless.
+    if let Some(s) = stored {
+        return (
+            Decision::Link {
+                org: s.id,
+                key_change: Some(KeyChange::Set),
+            },
+            Rule::StoredOrgKeyless,
+        );
+    }
+    // The reviewed domain.
+    if let Some(domain) = &input.domain {
+        let carrying: Vec<&Organization> = orgs
+            .iter()
+            .filter(|o| {
+                o.domain_names
+                    .iter()
+                    .any(|d| d.trim().trim_end_matches('.').to_ascii_lowercase() == domain.as_str())
+            })
+            .collect();
+        if carrying.iter().any(|o| !keyless(o)) {
+            return exception(
+                K::DomainCollision,
+                ids(&carrying),
+                Rule::DomainOnOtherAccountsOrg,
+            );
+        }
+        match carrying.as_slice() {
+            [] => {}
+            [one] => {
+                return (
+                    Decision::Link {
+                        org: one.id,
+                        key_change: Some(KeyChange::Set),
+                    },
+                    Rule::UniqueKeylessDomain,
+                );
+            }
+            several => {
+                return exception(
+                    K::AmbiguousDomain,
+                    ids(several),
+                    Rule::SeveralKeylessDomainOrgs,
+                );
+            }
+        }
+    }
+    // Create, minding the name.
+    let wanted = input.name.trim().to_lowercase();
+    let holders: Vec<&Organization> = orgs
+        .iter()
+        .filter(|o| o.name.trim().to_lowercase() == wanted)
+        .collect();
+    let keyless_holders: Vec<&Organization> =
+        holders.iter().copied().filter(|o| keyless(o)).collect();
+    if !keyless_holders.is_empty() {
+        return exception(
+            K::PossibleLegacyOrg,
+            ids(&keyless_holders),
+            Rule::NameHeldByKeylessOrg,
+        );
+    }
+    if holders.is_empty() {
+        (
+            Decision::Create {
+                name: input.name.clone(),
+            },
+            Rule::CreateNew,
+        )
+    } else {
+        (
+            Decision::Create {
+                name: input.suffixed_name.clone(),
+            },
+            Rule::CreateWithSuffixedName,
+        )
+    }
+}
+
+fn key_change_rule(change: &Option<KeyChange>) -> Rule {
+    match change {
+        None => Rule::KeyMatch,
+        Some(KeyChange::UpgradeLegacy) => Rule::LegacyKeyMatch,
+        Some(KeyChange::FromMergedAccount { .. }) => Rule::MergedAccountKey,
+        Some(KeyChange::Set) => unreachable!("a set key is decided by its own rule"),
+    }
+}
+
+fn sorted_orgs(decision: Decision) -> Decision {
+    match decision {
+        Decision::Exception { kind, mut orgs } => {
+            orgs.sort();
+            Decision::Exception { kind, orgs }
+        }
+        other => other,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn resolve_agrees_with_the_design_model(world in arb_world()) {
+        let input = world.input();
+        let r = resolve(&input);
+        let (decision, rule) = model(&input);
+        prop_assert_eq!(
+            (sorted_orgs(r.decision.clone()), r.rule),
+            (sorted_orgs(decision), rule),
+            "evidence {:?}", r.evidence
+        );
+    }
+}
