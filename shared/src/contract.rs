@@ -593,6 +593,16 @@ impl WriteBack {
         }) {
             changes.insert(LinkField::ZendeskSyncStatus, v);
         }
+        // An account orglink never touched does not learn it is "Not Eligible": that would
+        // write to every prospect in the org.
+        if desired.status == Intent::Set(SyncStatus::NotEligible)
+            && account
+                .sync_status
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
+        {
+            changes.remove(&LinkField::ZendeskSyncStatus);
+        }
         changes.retain(|f, _| enabled(*f));
 
         if (!changes.is_empty() || zendesk_changed) && enabled(LinkField::LastZendeskSyncAt) {
@@ -1406,6 +1416,21 @@ mod tests {
     }
 
     #[test]
+    fn the_contract_document_shows_the_default_verbatim() {
+        let doc = include_str!("../../docs/contract.md");
+        assert!(
+            doc.contains(DEFAULT_CONFIG_TOML),
+            "docs/contract.md must quote shared/config/orglink.default.toml"
+        );
+        for s in SyncStatus::all() {
+            assert!(doc.contains(&format!("| `{}` |", s.api_value())), "{s}");
+        }
+        for k in EventKind::ALL {
+            assert!(doc.contains(&format!("| `{}` |", k.as_str())), "{k}");
+        }
+    }
+
+    #[test]
     fn a_syntax_error_gives_the_line() {
         let err = Config::from_toml(&default_with("\n[binding]\n", "\n[binding\n")).unwrap_err();
         assert!(
@@ -1708,6 +1733,29 @@ mod tests {
                 want(Intent::Clear, Intent::Clear, Intent::Clear),
                 false,
                 None,
+            ),
+            // "Not Eligible" only replaces a status orglink wrote before.
+            (
+                account(),
+                want(
+                    Intent::Leave,
+                    Intent::Leave,
+                    Intent::Set(SyncStatus::NotEligible),
+                ),
+                false,
+                None,
+            ),
+            (
+                a.clone(),
+                want(
+                    Intent::Leave,
+                    Intent::Leave,
+                    Intent::Set(SyncStatus::NotEligible),
+                ),
+                false,
+                Some(
+                    serde_json::json!({"Zendesk_Sync_Status__c": "Not Eligible", "Last_Zendesk_Sync_At__c": NOW}),
+                ),
             ),
             // A legacy picklist value is replaced.
             (
