@@ -311,22 +311,39 @@ pub enum DomainAvailability {
     NotUsable,
 }
 
-/// The organization an account should have, as far as the mapping decides it.
+/// The organization an account should have, as far as the mapping decides it. Built only by
+/// [`Mapping::desired_org`], so what it adds always comes from the validated mapping.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DesiredOrg {
-    pub name: String,
-    pub external_id: AccountId,
+    name: String,
+    external_id: AccountId,
     /// The reviewed domain to add, when the mapping adds it and it is free.
-    pub add_domain: Option<Domain>,
+    add_domain: Option<Domain>,
     /// orglink's tags to add.
-    pub add_tags: Vec<String>,
+    add_tags: Vec<String>,
     /// Mirror fields, `null` where Salesforce holds nothing.
-    pub organization_fields: BTreeMap<String, Value>,
+    organization_fields: BTreeMap<String, Value>,
     /// Accounts Salesforce merged into this one: an org keyed to one of them may be rekeyed.
-    pub merged_accounts: Vec<AccountId>,
+    merged_accounts: Vec<AccountId>,
 }
 
 impl DesiredOrg {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn external_id(&self) -> &AccountId {
+        &self.external_id
+    }
+    pub fn add_domain(&self) -> Option<&Domain> {
+        self.add_domain.as_ref()
+    }
+    pub fn add_tags(&self) -> &[String] {
+        &self.add_tags
+    }
+    pub fn organization_fields(&self) -> &BTreeMap<String, Value> {
+        &self.organization_fields
+    }
+
     /// The body of a `create_or_update` call (keyed on `external_id`), without the
     /// `{"organization": …}` wrapper. Null mirrors are left out of a new organization.
     pub fn create_body(&self) -> Value {
