@@ -26,10 +26,16 @@ pub struct SalesforceSeed {
 pub struct ZendeskSeed {
     #[serde(default)]
     pub organizations: Vec<Value>,
+    /// A user's `organization_id` also makes a default membership, unless one is listed in
+    /// `organization_memberships`.
     #[serde(default)]
     pub users: Vec<Value>,
     #[serde(default)]
     pub tickets: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organization_memberships: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organization_fields: Vec<Value>,
 }
 
 impl Scenario {
