@@ -1154,15 +1154,20 @@ impl fmt::Display for IgnoreReason {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::OpenOpportunity;
     use proptest::prelude::*;
 
     fn account() -> Account {
+        account_named("Acme Corp")
+    }
+
+    /// A live account with an owner and nothing else (the mapping's tests share it).
+    pub(crate) fn account_named(name: &str) -> Account {
         Account {
             id: AccountId::parse("001D000000IRFma").unwrap(),
-            name: "Acme Corp".into(),
+            name: name.into(),
             website: Some("https://www.acme.com".into()),
             reviewed_domain: None,
             stored_org_id: None,
@@ -1177,12 +1182,12 @@ mod tests {
         }
     }
 
-    fn d(s: &str) -> Domain {
+    pub(crate) fn d(s: &str) -> Domain {
         Domain::parse(s).unwrap()
     }
 
     /// The default with one piece of text replaced (which must be there).
-    fn default_with(from: &str, to: &str) -> String {
+    pub(crate) fn default_with(from: &str, to: &str) -> String {
         assert!(DEFAULT_CONFIG_TOML.contains(from), "default lacks {from:?}");
         DEFAULT_CONFIG_TOML.replacen(from, to, 1)
     }

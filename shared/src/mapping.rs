@@ -675,7 +675,8 @@ fn same_mirror(current: Option<&Value>, want: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{Config, DEFAULT_CONFIG_TOML};
+    use crate::contract::Config;
+    use crate::contract::tests::{account_named, d, default_with};
     use crate::ids::OrgId;
     use proptest::prelude::*;
     use serde_json::json;
@@ -685,8 +686,7 @@ mod tests {
     }
 
     fn mapping_with(from: &str, to: &str) -> Mapping {
-        assert!(DEFAULT_CONFIG_TOML.contains(from), "default lacks {from:?}");
-        Config::from_toml(&DEFAULT_CONFIG_TOML.replacen(from, to, 1))
+        Config::from_toml(&default_with(from, to))
             .unwrap()
             .mapping()
             .clone()
@@ -702,24 +702,10 @@ mod tests {
 
     fn account(name: &str) -> Account {
         Account {
-            id: id(),
-            name: name.into(),
             website: None,
-            reviewed_domain: None,
-            stored_org_id: None,
-            sync_status: None,
             account_type: Some("Customer - Direct".into()),
-            owner_email: Some("owner@example.com".into()),
-            is_deleted: false,
-            master_record_id: None,
-            has_closed_won: false,
-            open_opportunities: vec![],
-            system_modstamp: None,
+            ..account_named(name)
         }
-    }
-
-    fn d(s: &str) -> Domain {
-        Domain::parse(s).unwrap()
     }
 
     fn org(external_id: Option<&str>) -> Organization {
