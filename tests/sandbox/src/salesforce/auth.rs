@@ -106,10 +106,13 @@ pub fn verify_assertion(assertion: &str, want: &JwtExpectations<'_>) -> Result<(
             "user hasn't approved this consumer",
         ));
     }
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| invalid("exp is missing"))?;
+    // simple-salesforce sends `exp` as a string of digits, and Salesforce accepts it.
+    let exp = match claims.get("exp") {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| invalid("exp is missing or not a NumericDate"))?;
     if exp <= want.now_secs {
         return Err(OAuthError::new(
             "invalid_grant",

@@ -759,7 +759,8 @@ impl World {
                 BExpr::In(b, false, vs) => (b, vs.iter().collect()),
                 _ => continue,
             };
-            if field.via.is_some() {
+            // `= null` finds rows without the value, which no index holds.
+            if field.via.is_some() || !values.iter().all(|v| matches!(v, Val::Str(_))) {
                 continue;
             }
             let keys = values.iter().filter_map(|v| match v {
