@@ -1,0 +1,544 @@
+//! Compact organization state for the reconciliation diff.
+//!
+//! A nightly run holds every organization of the Zendesk account at once (a million is the
+//! design target), so each is kept as a few integers into shared arenas: its id, where its name
+//! sits in one text arena, its key as an index into a table of account ids, and its domains as
+//! interned ids. Lookups by id, key, domain and name are hash indexes over those integers, with
+//! the orgs that share a key, domain or name chained through `next_*` fields instead of one
+//! small vector each.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::ids::{AccountId, OrgId};
+use crate::model::{OrgKey, Organization, classify_key};
+
+/// End of a chain.
+pub(super) const END: u32 = u32::MAX;
+
+/// A small, fast, deterministic hasher (the Fx mixing step with a final avalanche).
+///
+/// The keys are Salesforce account ids, Zendesk org ids and hashes of names and domains:
+/// none is chosen by an outsider to collide, and SipHash's cost would be a third of the
+/// diff's time budget at a million records.
+#[derive(Default, Clone, Copy)]
+pub(super) struct FxHasher(u64);
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // murmur3's fmix64: hashbrown takes its bucket from the low bits and its tag from the
+        // top seven, and a bare multiply leaves the low bits weak.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+pub(super) type FxBuild = BuildHasherDefault<FxHasher>;
+pub(super) type FxMap<K, V> = HashMap<K, V, FxBuild>;
+
+/// Hash of a string's bytes.
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(bytes);
+    h.finish()
+}
+
+/// Hash of a name as resolution compares names: trimmed and lower-cased (Unicode).
+/// ASCII names, nearly all of them, are lower-cased on the fly without allocating; the hash
+/// is over the lower-cased bytes either way, so both paths agree.
+pub(super) fn name_hash(name: &str) -> u64 {
+    let name = name.trim();
+    if name.is_ascii() {
+        let mut h = FxHasher::default();
+        let bytes = name.as_bytes();
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut buf = [0u8; 8];
+            for (b, c) in buf.iter_mut().zip(chunk) {
+                *b = c.to_ascii_lowercase();
+            }
+            h.write(&buf);
+        }
+        let rest = chunks.remainder();
+        let mut buf = [0u8; 8];
+        for (b, c) in buf.iter_mut().zip(rest) {
+            *b = c.to_ascii_lowercase();
+        }
+        h.write(&buf[..rest.len()]);
+        h.finish()
+    } else {
+        hash_bytes(name.to_lowercase().as_bytes())
+    }
+}
+
+/// Names compare as resolution compares them (see `resolution::same_name`).
+pub(super) fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.to_lowercase() == b.to_lowercase()
+    }
+}
+
+/// A domain as resolution compares `domain_names` entries: trimmed, without a trailing dot,
+/// ASCII case folded. `None` for an empty entry.
+pub(super) fn domain_key(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let d = raw.trim().trim_end_matches('.');
+    if d.is_empty() {
+        None
+    } else if d.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(std::borrow::Cow::Owned(d.to_ascii_lowercase()))
+    } else {
+        Some(std::borrow::Cow::Borrowed(d))
+    }
+}
+
+/// An organization's external_id, compactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Key {
+    None,
+    /// An account id (index into `keys`); `legacy` when written in the 15-character form.
+    Account {
+        slot: u32,
+        legacy: bool,
+    },
+    /// Another system's key (index into `foreign`).
+    Foreign(u32),
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct OrgRec {
+    pub id: OrgId,
+    name_start: u32,
+    name_len: u32,
+    domains_start: u32,
+    domains_len: u32,
+    pub key: Key,
+    next_same_key: u32,
+    next_same_name: u32,
+}
+
+/// One account id carried as a key, with the chain of orgs that carry it.
+#[derive(Debug, Clone)]
+pub(super) struct KeySlot {
+    pub account: AccountId,
+    head: u32,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone)]
+struct DomainSlot {
+    start: u32,
+    len: u32,
+    /// First entry in `org_domains` carrying this domain.
+    head: u32,
+    count: u32,
+    /// Next domain whose text hashes the same (collisions are verified by text).
+    next_same_hash: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DomainEntry {
+    domain: u32,
+    org: u32,
+    /// Next entry carrying the same domain.
+    next: u32,
+}
+
+/// Every organization seen, compactly, with lookups by id, key, domain and name.
+#[derive(Debug, Default)]
+pub(super) struct OrgIndex {
+    pub orgs: Vec<OrgRec>,
+    by_id: FxMap<OrgId, u32>,
+    names: String,
+    name_heads: FxMap<u64, u32>,
+    pub keys: Vec<KeySlot>,
+    key_by_account: FxMap<AccountId, u32>,
+    foreign: Vec<Box<str>>,
+    domain_text: String,
+    domains: Vec<DomainSlot>,
+    domain_by_hash: FxMap<u64, u32>,
+    org_domains: Vec<DomainEntry>,
+    /// Org records that repeated an id already seen (the first one is kept).
+    pub repeated: usize,
+}
+
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).expect("reconcile state is limited to 4 billion entries")
+}
+
+impl OrgIndex {
+    /// Adds one organization. A repeated id keeps the first record: a listing page seen twice
+    /// must not count as two organizations.
+    pub fn add(&mut self, org: &Organization) {
+        let idx = to_u32(self.orgs.len());
+        match self.by_id.entry(org.id) {
+            Entry::Occupied(_) => {
+                self.repeated += 1;
+                return;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(idx);
+            }
+        }
+
+        let name_start = to_u32(self.names.len());
+        self.names.push_str(&org.name);
+        let name_hash = name_hash(&org.name);
+        let next_same_name = self.name_heads.insert(name_hash, idx).unwrap_or(END);
+
+        let key = match classify_key(org.external_id.as_deref()) {
+            OrgKey::None => Key::None,
+            OrgKey::Foreign(text) => {
+                self.foreign.push(text.into_boxed_str());
+                Key::Foreign(to_u32(self.foreign.len() - 1))
+            }
+            OrgKey::Account(id) => Key::Account {
+                slot: self.key_slot(id),
+                legacy: false,
+            },
+            OrgKey::LegacyAccount(id) => Key::Account {
+                slot: self.key_slot(id),
+                legacy: true,
+            },
+        };
+        let next_same_key = match key {
+            Key::Account { slot, .. } => {
+                let s = &mut self.keys[slot as usize];
+                s.count += 1;
+                std::mem::replace(&mut s.head, idx)
+            }
+            _ => END,
+        };
+
+        let domains_start = to_u32(self.org_domains.len());
+        for raw in &org.domain_names {
+            let Some(d) = domain_key(raw) else { continue };
+            let domain = self.intern_domain(&d);
+            // An org listing a domain twice still carries it once.
+            if self.org_domains[domains_start as usize..]
+                .iter()
+                .any(|e| e.domain == domain)
+            {
+                continue;
+            }
+            let slot = &mut self.domains[domain as usize];
+            let next = std::mem::replace(&mut slot.head, to_u32(self.org_domains.len()));
+            slot.count += 1;
+            self.org_domains.push(DomainEntry {
+                domain,
+                org: idx,
+                next,
+            });
+        }
+        let domains_len = to_u32(self.org_domains.len()) - domains_start;
+
+        self.orgs.push(OrgRec {
+            id: org.id,
+            name_start,
+            name_len: to_u32(org.name.len()),
+            domains_start,
+            domains_len,
+            key,
+            next_same_key,
+            next_same_name,
+        });
+    }
+
+    fn key_slot(&mut self, account: AccountId) -> u32 {
+        if let Some(&slot) = self.key_by_account.get(&account) {
+            return slot;
+        }
+        let slot = to_u32(self.keys.len());
+        self.key_by_account.insert(account.clone(), slot);
+        self.keys.push(KeySlot {
+            account,
+            head: END,
+            count: 0,
+        });
+        slot
+    }
+
+    fn intern_domain(&mut self, d: &str) -> u32 {
+        if let Some(id) = self.domain_id(d) {
+            return id;
+        }
+        let id = to_u32(self.domains.len());
+        let start = to_u32(self.domain_text.len());
+        self.domain_text.push_str(d);
+        let next_same_hash = self
+            .domain_by_hash
+            .insert(hash_bytes(d.as_bytes()), id)
+            .unwrap_or(END);
+        self.domains.push(DomainSlot {
+            start,
+            len: to_u32(d.len()),
+            head: END,
+            count: 0,
+            next_same_hash,
+        });
+        id
+    }
+
+    /// The interned id of a domain (already in `domain_key` form), if any org carries it.
+    pub fn domain_id(&self, d: &str) -> Option<u32> {
+        let mut cur = *self.domain_by_hash.get(&hash_bytes(d.as_bytes()))?;
+        while cur != END {
+            if self.domain_str(cur) == d {
+                return Some(cur);
+            }
+            cur = self.domains[cur as usize].next_same_hash;
+        }
+        None
+    }
+
+    pub fn domain_str(&self, domain: u32) -> &str {
+        let s = &self.domains[domain as usize];
+        &self.domain_text[s.start as usize..(s.start + s.len) as usize]
+    }
+
+    pub fn domain_count(&self) -> usize {
+        self.domains.len()
+    }
+
+    /// How many orgs carry the domain.
+    pub fn carrier_count(&self, domain: u32) -> u32 {
+        self.domains[domain as usize].count
+    }
+
+    /// The orgs carrying a domain.
+    pub fn carriers(&self, domain: u32) -> impl Iterator<Item = u32> + '_ {
+        let mut cur = self.domains[domain as usize].head;
+        std::iter::from_fn(move || {
+            (cur != END).then(|| {
+                let e = self.org_domains[cur as usize];
+                cur = e.next;
+                e.org
+            })
+        })
+    }
+
+    pub fn org_domains(&self, org: u32) -> impl Iterator<Item = u32> + '_ {
+        let o = &self.orgs[org as usize];
+        self.org_domains[o.domains_start as usize..(o.domains_start + o.domains_len) as usize]
+            .iter()
+            .map(|e| e.domain)
+    }
+
+    pub fn carries(&self, org: u32, domain: u32) -> bool {
+        self.org_domains(org).any(|d| d == domain)
+    }
+
+    pub fn org_idx(&self, id: OrgId) -> Option<u32> {
+        self.by_id.get(&id).copied()
+    }
+
+    pub fn org(&self, idx: u32) -> &OrgRec {
+        &self.orgs[idx as usize]
+    }
+
+    pub fn name(&self, idx: u32) -> &str {
+        let o = &self.orgs[idx as usize];
+        &self.names[o.name_start as usize..(o.name_start + o.name_len) as usize]
+    }
+
+    /// The account an org's key names, in either form.
+    pub fn key_account(&self, idx: u32) -> Option<&AccountId> {
+        match self.orgs[idx as usize].key {
+            Key::Account { slot, .. } => Some(&self.keys[slot as usize].account),
+            Key::None | Key::Foreign(_) => None,
+        }
+    }
+
+    pub fn key_slot_of(&self, account: &AccountId) -> Option<u32> {
+        self.key_by_account.get(account).copied()
+    }
+
+    /// The orgs carrying a key slot's account id.
+    pub fn keyed(&self, slot: u32) -> impl Iterator<Item = u32> + '_ {
+        let mut cur = self.keys[slot as usize].head;
+        std::iter::from_fn(move || {
+            (cur != END).then(|| {
+                let idx = cur;
+                cur = self.orgs[idx as usize].next_same_key;
+                idx
+            })
+        })
+    }
+
+    /// The orgs carrying an account's key, in either form.
+    pub fn keyed_to(&self, account: &AccountId) -> impl Iterator<Item = u32> + '_ {
+        let slot = self.key_slot_of(account);
+        let mut inner = slot.map(|s| self.keyed(s));
+        std::iter::from_fn(move || inner.as_mut().and_then(Iterator::next))
+    }
+
+    /// The orgs whose name equals `name` as resolution compares names.
+    pub fn named(&self, name: &str) -> impl Iterator<Item = u32> + '_ {
+        let mut cur = self
+            .name_heads
+            .get(&name_hash(name))
+            .copied()
+            .unwrap_or(END);
+        let name = name.to_string();
+        std::iter::from_fn(move || {
+            while cur != END {
+                let idx = cur;
+                cur = self.orgs[idx as usize].next_same_name;
+                if same_name(self.name(idx), &name) {
+                    return Some(idx);
+                }
+            }
+            None
+        })
+    }
+
+    /// The external_id text an org carries, rebuilt from the compact key. An account key comes
+    /// back in its canonical case (Zendesk compares keys case-insensitively).
+    pub fn external_id(&self, idx: u32) -> Option<String> {
+        match self.orgs[idx as usize].key {
+            Key::None => None,
+            Key::Foreign(f) => Some(self.foreign[f as usize].to_string()),
+            Key::Account { slot, legacy } => {
+                let id = &self.keys[slot as usize].account;
+                Some(if legacy { id.id15() } else { id.as_str() }.to_string())
+            }
+        }
+    }
+
+    /// The organization as resolution sees it: id, name, key and domains (normalized).
+    /// Tags and fields are not part of any decision and are not kept.
+    pub fn materialize(&self, idx: u32) -> Organization {
+        Organization {
+            id: self.orgs[idx as usize].id,
+            name: self.name(idx).to_string(),
+            external_id: self.external_id(idx),
+            domain_names: self
+                .org_domains(idx)
+                .map(|d| self.domain_str(d).to_string())
+                .collect(),
+            tags: Vec::new(),
+            organization_fields: Default::default(),
+            updated_at: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org(id: u64, name: &str, key: Option<&str>, domains: &[&str]) -> Organization {
+        Organization {
+            id: OrgId::new(id).unwrap(),
+            name: name.into(),
+            external_id: key.map(Into::into),
+            domain_names: domains.iter().map(|d| d.to_string()).collect(),
+            tags: vec![],
+            organization_fields: Default::default(),
+            updated_at: None,
+        }
+    }
+
+    #[test]
+    fn lookups_find_every_org_by_key_domain_and_name() {
+        let a = AccountId::parse("001D000000IRFmaIAH").unwrap();
+        let mut ix = OrgIndex::default();
+        ix.add(&org(
+            1,
+            "Acme",
+            Some("001D000000IRFmaIAH"),
+            &["Acme.com.", " acme.io"],
+        ));
+        ix.add(&org(
+            2,
+            " ACME ",
+            Some("001D000000IRFma"),
+            &["acme.com", "ACME.COM"],
+        ));
+        ix.add(&org(3, "Globex", Some("hubspot-1"), &[]));
+        ix.add(&org(2, "repeat", None, &[]));
+
+        assert_eq!(ix.orgs.len(), 3);
+        assert_eq!(ix.repeated, 1);
+        assert_eq!(ix.org_idx(OrgId::new(2).unwrap()), Some(1));
+        let mut keyed: Vec<u32> = ix.keyed_to(&a).collect();
+        keyed.sort();
+        assert_eq!(keyed, [0, 1]);
+        let d = ix.domain_id("acme.com").unwrap();
+        assert_eq!(
+            ix.carrier_count(d),
+            2,
+            "org 2 lists the domain twice but carries it once"
+        );
+        let mut named: Vec<u32> = ix.named("acme").collect();
+        named.sort();
+        assert_eq!(named, [0, 1]);
+        assert_eq!(ix.named("globex").collect::<Vec<_>>(), [2]);
+        assert_eq!(ix.domain_id("globex.com"), None);
+
+        let m = ix.materialize(1);
+        assert_eq!(m.external_id.as_deref(), Some("001D000000IRFma"));
+        assert_eq!(m.domain_names, ["acme.com"]);
+        assert_eq!(ix.materialize(2).external_id.as_deref(), Some("hubspot-1"));
+        assert_eq!(ix.materialize(0).domain_names, ["acme.com", "acme.io"]);
+    }
+
+    #[test]
+    fn name_hash_agrees_with_resolution_comparison() {
+        for (a, b) in [
+            ("Acme Corp", " acme corp"),
+            ("Ärzte GmbH", "ärzte gmbh"),
+            ("\u{212A}elvin", "kelvin"),
+        ] {
+            assert!(same_name(a, b));
+            assert_eq!(name_hash(a), name_hash(b), "{a} / {b}");
+        }
+        assert!(!same_name("Acme", "Acme Inc"));
+    }
+}
