@@ -25,7 +25,9 @@ pub enum AccountIdError {
     InvalidCharacter { found: char, position: usize },
     #[error("id starts with {prefix:?}, which is not an Account (Account ids start with \"001\")")]
     NotAnAccount { prefix: String },
-    #[error("checksum suffix {found:?} does not match the id (expected {expected:?}); the id was probably mistyped or truncated")]
+    #[error(
+        "checksum suffix {found:?} does not match the id (expected {expected:?}); the id was probably mistyped or truncated"
+    )]
     ChecksumMismatch { expected: String, found: String },
     #[error("checksum suffix {found:?} is not a valid case-safe suffix")]
     InvalidSuffix { found: String },
@@ -115,11 +117,11 @@ impl AccountId {
         &self.as_str()[..15]
     }
 
-    /// Whether a Zendesk `external_id` names this account, in either form and any case
-    /// Zendesk's case-insensitive comparison would accept.
+    /// Whether a Zendesk `external_id` names this account: the 18-character form in any case
+    /// (its suffix restores the case), or the exact 15-character form. A 15-character key in
+    /// another case is another record, since 15-character ids are case-sensitive.
     pub fn is_key(&self, external_id: &str) -> bool {
-        let key = external_id.trim();
-        key.eq_ignore_ascii_case(self.as_str()) || key.eq_ignore_ascii_case(self.id15())
+        AccountId::parse_key(external_id).is_ok_and(|id| id == *self)
     }
 }
 
@@ -321,7 +323,9 @@ mod tests {
             AccountId::parse("001d000000irfmaiah"),
             Err(AccountIdError::ChecksumMismatch { .. })
         ));
-        let msg = AccountId::parse("001D000000IRFmaIAA").unwrap_err().to_string();
+        let msg = AccountId::parse("001D000000IRFmaIAA")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("IAH") && msg.contains("IAA"), "{msg}");
     }
 
@@ -345,6 +349,8 @@ mod tests {
         assert!(id.is_key("001d000000irfmaiah"));
         assert!(id.is_key("001D000000IRFma"));
         assert!(id.is_key(" 001D000000IRFma "));
+        // 15-character ids are case-sensitive: this one names another record.
+        assert!(!id.is_key("001D000000IRFMA"));
         assert!(!id.is_key("001D000000IomazIAB"));
         assert!(!id.is_key(""));
     }
@@ -352,7 +358,10 @@ mod tests {
     #[test]
     fn serde_round_trip_and_rejects_bad_ids() {
         let id: AccountId = serde_json::from_str("\"001D000000IRFma\"").unwrap();
-        assert_eq!(serde_json::to_string(&id).unwrap(), "\"001D000000IRFmaIAH\"");
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            "\"001D000000IRFmaIAH\""
+        );
         let err = serde_json::from_str::<AccountId>("\"003G000001SUbc4IAD\"").unwrap_err();
         assert!(err.to_string().contains("not an Account"), "{err}");
     }
@@ -361,9 +370,18 @@ mod tests {
     fn org_ids_parse_text() {
         assert_eq!(OrgId::parse(" 360001234567 ").unwrap().get(), 360001234567);
         assert_eq!(OrgId::parse(""), Err(OrgIdError::Empty));
-        assert!(matches!(OrgId::parse("12a"), Err(OrgIdError::NotANumber { .. })));
-        assert!(matches!(OrgId::parse("-5"), Err(OrgIdError::NotANumber { .. })));
-        assert!(matches!(OrgId::parse("0"), Err(OrgIdError::NotANumber { .. })));
+        assert!(matches!(
+            OrgId::parse("12a"),
+            Err(OrgIdError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            OrgId::parse("-5"),
+            Err(OrgIdError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            OrgId::parse("0"),
+            Err(OrgIdError::NotANumber { .. })
+        ));
         assert!(matches!(
             OrgId::parse("99999999999999999999999"),
             Err(OrgIdError::NotANumber { .. })

@@ -179,8 +179,22 @@ impl Resolution {
             return None;
         };
         let account = input.account.clone();
+        // Offer a link only to orgs this account may take: never one keyed to another
+        // account or system (that account keeps its organization).
+        let linkable = |id: &OrgId| {
+            input
+                .candidates
+                .iter()
+                .chain(match &input.stored {
+                    StoredLink::Found(org) => Some(org),
+                    _ => None,
+                })
+                .filter(|o| o.id == *id)
+                .all(|o| may_link(o, input))
+        };
         let mut actions: Vec<Action> = orgs
             .iter()
+            .filter(|id| linkable(id))
             .map(|&org| Action::LinkToOrg {
                 account: account.clone(),
                 org,
@@ -212,6 +226,16 @@ impl Resolution {
     }
 }
 
+/// Whether an org is keyless or keyed to this account or one merged into it.
+fn may_link(org: &Organization, input: &ResolutionInput) -> bool {
+    match org.key() {
+        OrgKey::None => true,
+        key => key
+            .account()
+            .is_some_and(|id| *id == input.account || input.merged_accounts.contains(id)),
+    }
+}
+
 /// How a candidate org relates to the account being resolved.
 enum Relation<'a> {
     Keyed { legacy: bool },
@@ -224,9 +248,17 @@ enum Relation<'a> {
 /// order the candidates came in.
 pub fn resolve(input: &ResolutionInput) -> Resolution {
     // One entry per org id, ordered by id, so duplicates and gathering order cannot matter.
+    // The stored org was read live, so it wins over another copy of itself; among other
+    // copies (say a mirror row next to a live read) the newest wins, so order never matters.
     let mut orgs: BTreeMap<OrgId, &Organization> = BTreeMap::new();
     for org in &input.candidates {
-        orgs.entry(org.id).or_insert(org);
+        orgs.entry(org.id)
+            .and_modify(|kept| {
+                if newer(org, kept) {
+                    *kept = org;
+                }
+            })
+            .or_insert(org);
     }
     if let StoredLink::Found(org) = &input.stored {
         orgs.insert(org.id, org);
@@ -455,6 +487,20 @@ pub fn resolve(input: &ResolutionInput) -> Resolution {
             evidence,
         )
     }
+}
+
+/// Whether `a` is a newer copy than `b` of the same org: by `updated_at` (ISO-8601 in UTC
+/// sorts as text), then by content, so the pick is total and deterministic.
+fn newer(a: &Organization, b: &Organization) -> bool {
+    let rank = |o: &Organization| {
+        (
+            o.updated_at.clone(),
+            o.name.clone(),
+            o.external_id.clone(),
+            o.domain_names.clone(),
+        )
+    };
+    rank(a) > rank(b)
 }
 
 /// Zendesk keeps `domain_names` as typed; compare as orglink normalizes.

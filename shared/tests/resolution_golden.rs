@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use orglink_shared::domain::Domain;
 use orglink_shared::exceptions::{Action, ExceptionKind};
 use orglink_shared::ids::{AccountId, OrgId};
-use orglink_shared::model::Organization;
+use orglink_shared::model::{OrgKey, Organization, classify_key};
 use orglink_shared::resolution::{
     Decision, KeyChange, Resolution, ResolutionInput, Rule, StoredLink, resolve,
 };
@@ -300,8 +300,27 @@ fn check_finding(input: &ResolutionInput, resolution: &Resolution) -> Vec<String
     if f.domain != expected_domain {
         problems.push(format!("finding domain {:?}", f.domain));
     }
+    // Links are offered only to orgs the account may take: keyless, or keyed to this account
+    // or to one merged into it — never another account's or system's org.
+    let linkable = |id: &OrgId| {
+        input
+            .candidates
+            .iter()
+            .chain(match &input.stored {
+                StoredLink::Found(org) => Some(org),
+                _ => None,
+            })
+            .filter(|o| o.id == *id)
+            .all(|o| match classify_key(o.external_id.as_deref()) {
+                OrgKey::None => true,
+                key => key
+                    .account()
+                    .is_some_and(|a| *a == input.account || input.merged_accounts.contains(a)),
+            })
+    };
     let mut want: Vec<Action> = orgs
         .iter()
+        .filter(|id| linkable(id))
         .map(|&org| Action::LinkToOrg {
             account: input.account.clone(),
             org,
