@@ -81,7 +81,12 @@ pub(crate) fn invalid_body(problems: &[Invalid]) -> Value {
             .entry(p.field.to_string())
             .or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(a) = entry {
-            a.push(json!({"description": p.description, "error": p.error}));
+            // Older validations answer `{"type":"blank"}` (documented), newer ones `{"error":..}`.
+            if p.error == "blank" {
+                a.push(json!({"description": p.description, "type": p.error}));
+            } else {
+                a.push(json!({"description": p.description, "error": p.error}));
+            }
         }
     }
     json!({"error": "RecordInvalid", "description": "Record validation errors", "details": details})

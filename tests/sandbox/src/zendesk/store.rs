@@ -491,7 +491,8 @@ impl Directory {
             problems.push(Invalid {
                 field: "name",
                 description: "Name cannot be blank".into(),
-                error: "BlankValue",
+                // The documented blank-name body uses the older `type` key (gate::invalid_body).
+                error: "blank",
             });
         } else if name.contains('|') {
             // Help Center: "Don't include a pipe (|) character ... the organization won't be created."
