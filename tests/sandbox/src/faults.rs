@@ -76,7 +76,11 @@ impl Faults {
     }
 
     pub fn plan(&self) -> FaultPlan {
-        self.state.lock().expect("fault state poisoned").plan.clone()
+        self.state
+            .lock()
+            .expect("fault state poisoned")
+            .plan
+            .clone()
     }
 
     /// Decides whether the next request to `endpoint` fails, and how.
@@ -169,8 +173,12 @@ mod tests {
         assert_eq!(ra, rb);
         let errors = ra.iter().filter(|f| f.is_some()).count();
         assert!((80..=170).contains(&errors), "{errors} faults out of 500");
-        assert!(ra.contains(&Some(Fault::RateLimited { retry_after_secs: None })));
-        assert!(ra.contains(&Some(Fault::RateLimited { retry_after_secs: Some(1) })));
+        assert!(ra.contains(&Some(Fault::RateLimited {
+            retry_after_secs: None
+        })));
+        assert!(ra.contains(&Some(Fault::RateLimited {
+            retry_after_secs: Some(1)
+        })));
     }
 
     #[test]
