@@ -727,6 +727,7 @@ async fn sobject_patch_writes_logs_and_advances_the_modstamp() {
         json!({"old": null, "new": "9001"})
     );
     assert_eq!(w["fields"].as_object().unwrap().len(), 2);
+    assert_eq!(w["time"], after["SystemModstamp"]);
 
     for (body, status, code) in [
         (json!({"Nope__c": "x"}), 400, "INVALID_FIELD"),

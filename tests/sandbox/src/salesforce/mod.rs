@@ -436,6 +436,7 @@ impl Sim {
         let mut entry = serde_json::to_value(record).expect("write record serializes");
         entry["seq"] = json!(seq);
         entry["via"] = json!(via);
+        entry["time"] = entry["SystemModstamp"].clone();
         writes.push(entry);
     }
 
