@@ -20,6 +20,10 @@ pub struct SalesforceSeed {
     pub opportunities: Vec<Value>,
     #[serde(default)]
     pub users: Vec<Value>,
+    /// Salesforce simulator switches the scenario starts with, over the defaults (e.g.
+    /// `{"validation_rules": {"001…": "message"}, "row_locks": {"001…": 2}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switches: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

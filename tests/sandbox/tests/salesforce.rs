@@ -548,13 +548,8 @@ async fn paging_follows_next_records_url_with_batch_size() {
     );
     let mut pages = 1;
     loop {
-        let r = sf
-            .http
-            .get(format!("{}{next}", sf.base))
-            .bearer_auth(&sf.token);
-        let (s, _, page) = sf
-            .send(r.header("Sforce-Query-Options", "batchSize=1000"))
-            .await;
+        // Later pages keep the batch size the query was opened with.
+        let (s, page) = sf.get(&next).await;
         assert_eq!(s, StatusCode::OK, "{page}");
         pages += 1;
         names.extend(
@@ -1037,4 +1032,48 @@ async fn state_dumps_in_the_scenario_format_and_reloads() {
         .admin_post("switches", json!({"no_such_switch": 1}))
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn a_scenario_can_carry_locks_and_validation_rules() {
+    let mut world = small_world();
+    world["switches"] = json!({
+        "row_locks": {&GLOBEX[..15]: 1},
+        "validation_rules": {ACME: "Billing review in progress"},
+    });
+    let sf = Sf::start_with(SalesforceOptions::default(), world.clone()).await;
+    let path = format!("{V}/sobjects/Account/{GLOBEX}");
+    let body = json!({"Zendesk_Domain__c": "globex.com"});
+    let (s, resp) = sf.patch(&path, body.clone()).await;
+    assert_eq!((s.as_u16(), error_code(&resp)), (400, "UNABLE_TO_LOCK_ROW"));
+    assert_eq!(
+        sf.patch(&path, body.clone()).await.0,
+        StatusCode::NO_CONTENT,
+        "the lock was for one write"
+    );
+    let (s, resp) = sf
+        .patch(&format!("{V}/sobjects/Account/{ACME}"), body.clone())
+        .await;
+    assert_eq!(
+        (s.as_u16(), error_code(&resp)),
+        (400, "FIELD_CUSTOM_VALIDATION_EXCEPTION")
+    );
+    assert_eq!(resp[0]["message"], "Billing review in progress");
+
+    // Reset restores the scenario's switches, lock included.
+    sf.admin_post("reset", json!({})).await;
+    let switches = sf.admin_get("switches").await;
+    assert_eq!(switches["row_locks"][GLOBEX], 1);
+    // Loading a scenario without switches clears them.
+    sf.admin_post("scenario", json!({"salesforce": small_world()}))
+        .await;
+    assert_eq!(sf.patch(&path, body).await.0, StatusCode::NO_CONTENT);
+
+    let (s, resp) = sf
+        .admin_post(
+            "scenario",
+            json!({"salesforce": {"switches": {"row_locks": {"garbage": 1}}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{resp}");
 }

@@ -194,6 +194,8 @@ impl Default for Switches {
 pub enum StartError {
     #[error("salesforce scenario: {0}")]
     Seed(#[from] store::SeedError),
+    #[error("salesforce scenario switches: {0}")]
+    Switches(String),
     #[error("--salesforce-jwt-public-key {path}: {reason}")]
     JwtKey { path: PathBuf, reason: String },
     #[error("--salesforce-{flag} {value:?} is not a valid {what} id")]
@@ -219,6 +221,8 @@ const MAX_CURSORS: usize = 1000;
 struct Cursor {
     result: Arc<QueryResult>,
     all_rows: bool,
+    /// The batch size the query was opened with: later pages keep it unless they ask again.
+    batch: usize,
 }
 
 struct Sim {
@@ -244,6 +248,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Sim {
     fn new(opts: SalesforceOptions, seed: SalesforceSeed) -> Result<Self, StartError> {
         let world = World::load(&seed)?;
+        let switches = Self::scenario_switches(&opts, &seed).map_err(StartError::Switches)?;
         let id = |flag, value: &str, object: Object, what| {
             ids::normalize(value)
                 .filter(|i| i.starts_with(object.key_prefix()) || flag == "org-id")
@@ -278,7 +283,7 @@ impl Sim {
             }
         };
         Ok(Sim {
-            switches: Mutex::new(Self::default_switches(&opts)),
+            switches: Mutex::new(switches),
             faults: Faults::new(FaultPlan {
                 seed: opts.fault_seed,
                 ..Default::default()
@@ -302,6 +307,18 @@ impl Sim {
             daily_api_limit: opts.daily_api_limit,
             sync_status_values: opts.sync_status_values.clone(),
             ..Switches::default()
+        }
+    }
+
+    /// The switches a scenario starts with: the flags' defaults under its own `switches`.
+    fn scenario_switches(
+        opts: &SalesforceOptions,
+        seed: &SalesforceSeed,
+    ) -> Result<Switches, String> {
+        let defaults = Self::default_switches(opts);
+        match &seed.switches {
+            None => Ok(defaults),
+            Some(patch) => merge_switches(&defaults, patch),
         }
     }
 
@@ -406,10 +423,6 @@ impl Sim {
             })
             .map(str::trim);
         let mut switches = lock(&self.switches);
-        if switches.expire_sessions_now {
-            switches.expire_sessions_now = false;
-            lock(&self.sessions).expire_all();
-        }
         let live =
             token.is_some_and(|t| lock(&self.sessions).use_token(t, switches.session_max_calls));
         if !live {
@@ -688,8 +701,8 @@ async fn query_all(
         .await
 }
 
-/// `Sforce-Query-Options: batchSize=N`: 200–2000, default 2000 (out-of-range values clamp).
-fn batch_size(headers: &HeaderMap) -> usize {
+/// `Sforce-Query-Options: batchSize=N`, clamped to 200–2000 (the default is 2000).
+fn batch_size(headers: &HeaderMap) -> Option<usize> {
     headers
         .get("sforce-query-options")
         .and_then(|v| v.to_str().ok())
@@ -699,8 +712,10 @@ fn batch_size(headers: &HeaderMap) -> usize {
                 .find(|(k, _)| k.trim().eq_ignore_ascii_case("batchSize"))
                 .and_then(|(_, n)| n.trim().parse::<usize>().ok())
         })
-        .map_or(2000, |n| n.clamp(200, 2000))
+        .map(|n| n.clamp(200, 2000))
 }
+
+const DEFAULT_BATCH: usize = 2000;
 
 fn run_query(
     sim: &Sim,
@@ -725,7 +740,8 @@ fn run_query(
         }
     };
     let result = Arc::new(result);
-    page(sim, version, result, 0, batch_size(headers), all_rows, None)
+    let batch = batch_size(headers).unwrap_or(DEFAULT_BATCH);
+    page(sim, version, result, 0, batch, all_rows, None)
 }
 
 /// One page of a query's rows from `offset`; opens a cursor when rows remain.
@@ -763,6 +779,7 @@ fn page(
                 Cursor {
                     result: result.clone(),
                     all_rows,
+                    batch,
                 },
             );
             while cursors.len() > MAX_CURSORS {
@@ -793,22 +810,15 @@ async fn query_more(
                     "invalid query locator",
                 ))
             };
-            {
-                let mut s = lock(&sim.switches);
-                if s.expire_query_locators_now {
-                    s.expire_query_locators_now = false;
-                    lock(&sim.cursors).clear();
-                }
-            }
             let Some((loc, offset)) = locator.rsplit_once('-') else {
                 return invalid();
             };
             let (Some(id), Ok(offset)) = (cursor_number(loc), offset.parse::<usize>()) else {
                 return invalid();
             };
-            let Some((result, all_rows)) = lock(&sim.cursors)
+            let Some((result, all_rows, opened_with)) = lock(&sim.cursors)
                 .get(&id)
-                .map(|c| (c.result.clone(), c.all_rows))
+                .map(|c| (c.result.clone(), c.all_rows, c.batch))
             else {
                 return invalid();
             };
@@ -820,7 +830,7 @@ async fn query_more(
                 &version,
                 result,
                 offset,
-                batch_size(&headers),
+                batch_size(&headers).unwrap_or(opened_with),
                 all_rows,
                 Some(id),
             )
@@ -1123,23 +1133,36 @@ async fn admin_scenario(State(sim): Sh, body: Bytes) -> Response {
         Ok(w) => w,
         Err(e) => return admin_error(e.to_string()),
     };
+    let switches = match Sim::scenario_switches(&sim.opts, &scenario.salesforce) {
+        Ok(s) => s,
+        Err(e) => return admin_error(format!("salesforce.switches: {e}")),
+    };
     let counts = json!({
         "accounts": world.accounts.rows.len(),
         "opportunities": world.opportunities.rows.len(),
         "users": world.users.rows.len(),
     });
+    // The switches carry the usage count on: a new scenario doesn't refill the budget.
+    let mut current = lock(&sim.switches);
+    let api_usage = current.api_usage;
+    *current = Switches {
+        api_usage,
+        ..switches
+    };
+    drop(current);
     *sim.write() = world;
     lock(&sim.cursors).clear();
     lock(&sim.writes).clear();
     json_response(StatusCode::OK, json!({"salesforce": counts}))
 }
 
-/// Back to the state at start: the startup seed, default switches, no faults, empty call
+/// Back to the state at start: the startup seed and its switches, no faults, empty call
 /// counts and write log. Issued tokens stay valid.
 async fn admin_reset(State(sim): Sh) -> Response {
     let world = World::load(&sim.initial).expect("the startup seed loaded once already");
     *sim.write() = world;
-    *lock(&sim.switches) = Sim::default_switches(&sim.opts);
+    *lock(&sim.switches) =
+        Sim::scenario_switches(&sim.opts, &sim.initial).expect("checked at start");
     sim.faults.set_plan(FaultPlan {
         seed: sim.opts.fault_seed,
         ..Default::default()
@@ -1185,28 +1208,43 @@ async fn admin_switches_get(State(sim): Sh) -> Response {
 
 /// Merges the posted keys into the current switches. Account ids may be 15 or 18 characters.
 async fn admin_switches_post(State(sim): Sh, body: Bytes) -> Response {
-    let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(&body) else {
-        return admin_error("switches must be a JSON object");
+    let patch = match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => v,
+        Err(e) => return admin_error(format!("switches must be a JSON object: {e}")),
     };
     let mut switches = lock(&sim.switches);
-    let mut merged = json!(*switches);
-    for (k, v) in patch {
-        merged[k] = v;
-    }
-    let mut next: Switches = match serde_json::from_value(merged) {
+    let mut next = match merge_switches(&switches, &patch) {
         Ok(s) => s,
-        Err(e) => return admin_error(format!("invalid switches: {e}")),
+        Err(e) => return admin_error(e),
     };
-    if !matches!(next.unavailable_body.as_str(), "json" | "html") {
-        return admin_error("unavailable_body must be \"json\" or \"html\"");
+    // One-shot actions happen now and read back as false.
+    if std::mem::take(&mut next.expire_sessions_now) {
+        lock(&sim.sessions).expire_all();
     }
-    if let Err(e) = normalize_account_keys(&mut next.validation_rules)
-        .and_then(|()| normalize_account_keys(&mut next.row_locks))
-    {
-        return admin_error(e);
+    if std::mem::take(&mut next.expire_query_locators_now) {
+        lock(&sim.cursors).clear();
     }
     *switches = next;
     json_response(StatusCode::OK, json!(*switches))
+}
+
+/// `current` with the keys of `patch` replaced; account ids may be 15 or 18 characters.
+fn merge_switches(current: &Switches, patch: &Value) -> Result<Switches, String> {
+    let Value::Object(patch) = patch else {
+        return Err("switches must be a JSON object".into());
+    };
+    let mut merged = json!(current);
+    for (k, v) in patch {
+        merged[k] = v.clone();
+    }
+    let mut next: Switches =
+        serde_json::from_value(merged).map_err(|e| format!("invalid switches: {e}"))?;
+    if !matches!(next.unavailable_body.as_str(), "json" | "html") {
+        return Err("unavailable_body must be \"json\" or \"html\"".into());
+    }
+    normalize_account_keys(&mut next.validation_rules)?;
+    normalize_account_keys(&mut next.row_locks)?;
+    Ok(next)
 }
 
 /// Re-keys a per-account switch by 18-character Account id.
@@ -1231,12 +1269,12 @@ mod tests {
         assert!(!valid_version("62.0"));
         assert!(!valid_version("v99.0"));
         let mut h = HeaderMap::new();
-        assert_eq!(batch_size(&h), 2000);
+        assert_eq!(batch_size(&h), None);
         for (given, used) in [
-            ("batchSize=500", 500),
-            ("batchSize=10", 200),
-            ("batchSize=5000", 2000),
-            ("batchSize=x", 2000),
+            ("batchSize=500", Some(500)),
+            ("batchSize=10", Some(200)),
+            ("batchSize=5000", Some(2000)),
+            ("batchSize=x", None),
         ] {
             h.insert("sforce-query-options", HeaderValue::from_static(given));
             assert_eq!(batch_size(&h), used, "{given}");
