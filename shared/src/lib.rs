@@ -4,10 +4,14 @@
 //! CLI decide through them, so the same rules hold on the live path, in reconcile and in backfill.
 
 pub mod contract;
+pub mod credentials;
 pub mod domain;
 pub mod exceptions;
+pub mod http;
 pub mod ids;
 pub mod mapping;
 pub mod model;
 pub mod reconcile;
 pub mod resolution;
+pub mod salesforce;
+pub mod zendesk;
