@@ -136,15 +136,8 @@ impl SalesforceError {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WriteOutcome {
     pub account: AccountId,
-    pub result: Result<WriteDone, RecordError>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WriteDone {
-    Written,
-    /// Nothing changed, so nothing was sent.
-    Unchanged,
+    /// `Ok`: written.
+    pub result: Result<(), RecordError>,
 }
 
 /// Why Salesforce refused one record (`statusCode` in a Collections result).
@@ -677,17 +670,7 @@ impl SalesforceClient {
         writes: &[(AccountId, AccountWrite)],
     ) -> Result<Vec<WriteOutcome>, SalesforceError> {
         let mut outcomes: Vec<Option<WriteOutcome>> = vec![None; writes.len()];
-        let mut pending: Vec<usize> = Vec::new();
-        for (i, (account, write)) in writes.iter().enumerate() {
-            if write.changes().is_empty() {
-                outcomes[i] = Some(WriteOutcome {
-                    account: account.clone(),
-                    result: Ok(WriteDone::Unchanged),
-                });
-            } else {
-                pending.push(i);
-            }
-        }
+        let mut pending: Vec<usize> = (0..writes.len()).collect();
         let policy = &self.inner.config.retry;
         let mut attempt = 0;
         while !pending.is_empty() {
@@ -728,7 +711,7 @@ impl SalesforceClient {
     async fn update_chunk<'a>(
         &self,
         chunk: impl Iterator<Item = &'a (AccountId, AccountWrite)>,
-    ) -> Result<Vec<Result<WriteDone, RecordError>>, SalesforceError> {
+    ) -> Result<Vec<Result<(), RecordError>>, SalesforceError> {
         let records: Vec<Value> = chunk
             .map(|(id, write)| {
                 let mut body = write.body();
@@ -783,9 +766,9 @@ impl SalesforceClient {
     }
 }
 
-fn record_result(v: &Value) -> Result<WriteDone, RecordError> {
+fn record_result(v: &Value) -> Result<(), RecordError> {
     if v.get("success").and_then(Value::as_bool) == Some(true) {
-        return Ok(WriteDone::Written);
+        return Ok(());
     }
     let first = v
         .get("errors")
@@ -851,8 +834,7 @@ pub fn summarize(outcomes: &[WriteOutcome]) -> HashMap<&'static str, usize> {
     let mut m = HashMap::new();
     for o in outcomes {
         let k = match &o.result {
-            Ok(WriteDone::Written) => "written",
-            Ok(WriteDone::Unchanged) => "unchanged",
+            Ok(()) => "written",
             Err(e) => match e.disposition() {
                 Disposition::Retry { .. } => "retry",
                 Disposition::Review { .. } => "review",
@@ -885,7 +867,7 @@ mod tests {
     #[test]
     fn collection_results_are_read_per_record() {
         let ok = record_result(&json!({"id": "001", "success": true, "errors": []}));
-        assert_eq!(ok, Ok(WriteDone::Written));
+        assert_eq!(ok, Ok(()));
         let rule = record_result(&json!({"success": false, "errors": [{"statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "message": "Website required", "fields": []}]}))
             .unwrap_err();
         assert!(matches!(rule.disposition(), Disposition::Review { .. }));
