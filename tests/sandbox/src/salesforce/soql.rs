@@ -1040,6 +1040,52 @@ mod tests {
         assert!(parse_datetime("2025-11-01T10:20:30.123+0000", true).is_none());
     }
 
+    /// The escaping simple-salesforce's `format.py` applies (backslash first).
+    fn escape_like_client_libraries(s: &str, like: bool) -> String {
+        let mut out = String::from("'");
+        for c in s.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\'' => out.push_str("\\'"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '%' | '_' if like => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                other => out.push(other),
+            }
+        }
+        out.push('\'');
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaped_strings_decode_to_themselves(s in "(?s).{0,40}") {
+            let quoted = escape_like_client_libraries(&s, false);
+            proptest::prop_assert_eq!(decode_string_literal(&quoted).unwrap(), s.clone());
+            // Inside a whole query too: the tokenizer finds the literal's end.
+            let q = parse(&format!("SELECT Id FROM Account WHERE Name = {quoted}")).unwrap();
+            let Some(Expr::Compare { value: Literal::String(v), .. }) = q.filter else {
+                panic!("not a comparison")
+            };
+            proptest::prop_assert_eq!(v, s);
+        }
+
+        #[test]
+        fn escaped_like_patterns_match_only_themselves(s in "[a-z%_'\\\\]{0,12}") {
+            let pattern = decode_like_pattern(&escape_like_client_libraries(&s, true)).unwrap();
+            proptest::prop_assert!(like_matches(&pattern, &s));
+            let longer = format!("{}x", s);
+            proptest::prop_assert!(!like_matches(&pattern, &longer));
+        }
+    }
+
     #[test]
     fn error_position_is_reported() {
         let q = "SELECT Id FROM Account WHERE";
