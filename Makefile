@@ -20,7 +20,8 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit:
+# The AWS adapter tests start .venv/bin/moto_server, so the venv comes first.
+unit: venv
 	$(CARGO) test --workspace
 
 ## venv: project-local Python tools (pinned in tests/requirements.txt).

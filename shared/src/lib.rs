@@ -3,6 +3,7 @@
 //! The modules below `core` are pure: no I/O, no clock, no AWS types. Every function and the
 //! CLI decide through them, so the same rules hold on the live path, in reconcile and in backfill.
 
+pub mod aws;
 pub mod contract;
 pub mod credentials;
 pub mod domain;

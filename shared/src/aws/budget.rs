@@ -1,0 +1,286 @@
+//! The shared rate budget primitive: one token bucket per system (Zendesk, Salesforce, or a
+//! per-endpoint bucket), stored in DynamoDB so every worker, reconcile and the CLI draw from
+//! the same budget. A take refills the bucket by the time elapsed since the last take, then
+//! either takes `n` tokens or says how long to wait. The write is conditional on the version
+//! read, so concurrent takers never spend the same tokens twice: over any period, the tokens
+//! granted never exceed the capacity plus the refill.
+//!
+//! Tokens are kept in thousandths so fractional refill rates add up exactly.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use super::error::StoreError;
+
+const MILLI: i64 = 1000;
+
+/// Size and speed of one bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BucketConfig {
+    capacity: u32,
+    refill_per_sec: f64,
+}
+
+/// Why a bucket configuration was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("rate budget: {0}")]
+pub struct BucketConfigError(&'static str);
+
+impl BucketConfig {
+    /// `capacity` tokens at most, refilled at `refill_per_sec` (e.g. a 700/min plan at a 50 %
+    /// share: capacity 350, refill 350/60).
+    pub fn new(capacity: u32, refill_per_sec: f64) -> Result<Self, BucketConfigError> {
+        if capacity == 0 {
+            return Err(BucketConfigError("capacity must be at least 1"));
+        }
+        if !(refill_per_sec.is_finite() && refill_per_sec > 0.0) {
+            return Err(BucketConfigError(
+                "refill rate must be a positive number per second",
+            ));
+        }
+        Ok(BucketConfig {
+            capacity,
+            refill_per_sec,
+        })
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    pub fn refill_per_sec(&self) -> f64 {
+        self.refill_per_sec
+    }
+}
+
+/// The answer to a take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// The tokens are yours; `remaining` whole tokens are left.
+    Granted { remaining: u32 },
+    /// Not enough tokens: try again after this many milliseconds.
+    Wait { ms: u64 },
+}
+
+/// A bucket's stored state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BucketState {
+    tokens_milli: i64,
+    updated_ms: i64,
+}
+
+/// The pure step: refill by elapsed time, then take `n` or compute the wait. Returns the new
+/// state to write when granted.
+fn take_from(
+    state: Option<BucketState>,
+    n: u32,
+    config: &BucketConfig,
+    now_ms: i64,
+) -> (Take, Option<BucketState>) {
+    let cap = i64::from(config.capacity) * MILLI;
+    let state = state.unwrap_or(BucketState {
+        tokens_milli: cap,
+        updated_ms: now_ms,
+    });
+    // A clock behind the last writer's refills nothing rather than going back in time.
+    let elapsed = (now_ms - state.updated_ms).max(0);
+    let refill = (elapsed as f64 * config.refill_per_sec) as i64; // ms × tokens/s = milli-tokens
+    let tokens = (state.tokens_milli.saturating_add(refill)).min(cap);
+    let want = i64::from(n) * MILLI;
+    if tokens >= want {
+        let left = tokens - want;
+        (
+            Take::Granted {
+                remaining: (left / MILLI) as u32,
+            },
+            Some(BucketState {
+                tokens_milli: left,
+                updated_ms: state.updated_ms.max(now_ms),
+            }),
+        )
+    } else {
+        let ms = ((want - tokens) as f64 / config.refill_per_sec).ceil() as u64;
+        (Take::Wait { ms: ms.max(1) }, None)
+    }
+}
+
+fn too_large(n: u32, config: &BucketConfig) -> Option<StoreError> {
+    (n > config.capacity).then(|| StoreError::Rejected {
+        service: "rate budget",
+        detail: format!(
+            "{n} tokens can never be granted by a bucket of capacity {}",
+            config.capacity
+        ),
+    })
+}
+
+pub trait BudgetStore: Send + Sync {
+    /// Takes `n` tokens from `bucket` at `now_ms`, or says how long to wait.
+    fn take(
+        &self,
+        bucket: &str,
+        n: u32,
+        config: &BucketConfig,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Take, StoreError>> + Send;
+}
+
+/// The in-memory twin (one process's buckets).
+#[derive(Debug, Default)]
+pub struct MemoryBudget {
+    buckets: Mutex<HashMap<String, BucketState>>,
+}
+
+impl BudgetStore for MemoryBudget {
+    async fn take(
+        &self,
+        bucket: &str,
+        n: u32,
+        config: &BucketConfig,
+        now_ms: i64,
+    ) -> Result<Take, StoreError> {
+        if let Some(e) = too_large(n, config) {
+            return Err(e);
+        }
+        let mut buckets = self.buckets.lock().expect("budget lock");
+        let (take, next) = take_from(buckets.get(bucket).copied(), n, config, now_ms);
+        if let Some(next) = next {
+            buckets.insert(bucket.to_string(), next);
+        }
+        Ok(take)
+    }
+}
+
+#[cfg(feature = "aws")]
+pub use self::dynamo_impl::DynamoBudget;
+
+#[cfg(feature = "aws")]
+mod dynamo_impl {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+
+    use super::*;
+    use crate::aws::dynamo::{SERVICE, n as num, opt_n, req_n, s};
+    use crate::aws::error::classify;
+
+    /// Optimistic attempts per take before reporting contention (each lost attempt means
+    /// another taker succeeded, so the budget as a whole made progress).
+    const ATTEMPTS: usize = 64;
+
+    /// Buckets in the `{prefix}-rate-budget` table (PK `bucket`).
+    #[derive(Debug, Clone)]
+    pub struct DynamoBudget {
+        client: Client,
+        table: String,
+    }
+
+    impl DynamoBudget {
+        pub fn new(client: Client, table: impl Into<String>) -> Self {
+            DynamoBudget {
+                client,
+                table: table.into(),
+            }
+        }
+    }
+
+    impl BudgetStore for DynamoBudget {
+        async fn take(
+            &self,
+            bucket: &str,
+            n: u32,
+            config: &BucketConfig,
+            now_ms: i64,
+        ) -> Result<Take, StoreError> {
+            if let Some(e) = too_large(n, config) {
+                return Err(e);
+            }
+            for _ in 0..ATTEMPTS {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("bucket", s(bucket))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| classify(SERVICE, e))?;
+                let (state, version) = match out.item() {
+                    None => (None, None),
+                    Some(item) => (
+                        Some(BucketState {
+                            tokens_milli: req_n(item, "tokens_milli", &self.table, bucket)?,
+                            updated_ms: req_n(item, "updated_at", &self.table, bucket)?,
+                        }),
+                        Some(opt_n::<u64>(item, "version", &self.table, bucket)?.unwrap_or(0)),
+                    ),
+                };
+                let (take, next) = take_from(state, n, config, now_ms);
+                let Some(next) = next else { return Ok(take) };
+                let mut put = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item("bucket", s(bucket))
+                    .item("tokens_milli", num(next.tokens_milli))
+                    .item("updated_at", num(next.updated_ms))
+                    .item("version", num(version.map_or(1, |v| v + 1)));
+                put = match version {
+                    // `bucket` is a DynamoDB reserved word, hence the name placeholder.
+                    None => put
+                        .condition_expression("attribute_not_exists(#b)")
+                        .expression_attribute_names("#b", "bucket"),
+                    Some(v) => put
+                        .condition_expression("version = :v")
+                        .expression_attribute_values(":v", num(v)),
+                };
+                match put.send().await {
+                    Ok(_) => return Ok(take),
+                    Err(err) => match err.as_service_error() {
+                        Some(PutItemError::ConditionalCheckFailedException(_)) => continue,
+                        _ => return Err(classify(SERVICE, err)),
+                    },
+                }
+            }
+            Err(StoreError::Contended {
+                store: self.table.clone(),
+                key: bucket.to_string(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refill_take_and_wait() {
+        let cfg = BucketConfig::new(10, 2.0).unwrap();
+        let (t, s1) = take_from(None, 4, &cfg, 1_000);
+        assert_eq!(t, Take::Granted { remaining: 6 });
+        let (t, s2) = take_from(s1, 6, &cfg, 1_000);
+        assert_eq!(t, Take::Granted { remaining: 0 });
+        // Empty: one token at 2/s takes 500 ms.
+        let (t, none) = take_from(s2, 1, &cfg, 1_000);
+        assert_eq!((t, none), (Take::Wait { ms: 500 }, None));
+        // 750 ms later 1.5 tokens are back: one is granted, half stays.
+        let (t, s3) = take_from(s2, 1, &cfg, 1_750);
+        assert_eq!(t, Take::Granted { remaining: 0 });
+        assert_eq!(s3.unwrap().tokens_milli, 500);
+        // Refill never exceeds the capacity.
+        let (t, _) = take_from(s3, 1, &cfg, 1_000_000);
+        assert_eq!(t, Take::Granted { remaining: 9 });
+        // A clock behind the last write refills nothing.
+        let (t, _) = take_from(s2, 1, &cfg, 0);
+        assert_eq!(t, Take::Wait { ms: 500 });
+    }
+
+    #[test]
+    fn configs_are_validated() {
+        assert!(BucketConfig::new(0, 1.0).is_err());
+        assert!(BucketConfig::new(1, 0.0).is_err());
+        assert!(BucketConfig::new(1, f64::NAN).is_err());
+        assert!(BucketConfig::new(1, 0.1).is_ok());
+    }
+}

@@ -1,0 +1,201 @@
+//! Link claims: before any Zendesk write that links an organization, the organization is
+//! claimed for one account with a conditional write (`attribute_not_exists(org_id) OR
+//! account_id = :me`). Zendesk has no compare-and-set, so this is what stops two accounts —
+//! or a backfill and a live event — from taking one legacy organization.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use super::error::StoreError;
+use crate::ids::{AccountId, OrgId};
+
+/// Who holds an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub org: OrgId,
+    pub account: AccountId,
+    pub claimed_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The organization is this account's (newly, or it already was).
+    Claimed,
+    /// Another account holds it: do not link; this is a collision to report.
+    HeldBy(Claim),
+}
+
+pub trait ClaimStore: Send + Sync {
+    fn claim(
+        &self,
+        org: OrgId,
+        account: &AccountId,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Releases the claim if this account holds it; returns whether it did.
+    fn release(
+        &self,
+        org: OrgId,
+        account: &AccountId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn holder(&self, org: OrgId) -> impl Future<Output = Result<Option<Claim>, StoreError>> + Send;
+}
+
+/// The in-memory twin.
+#[derive(Debug, Default)]
+pub struct MemoryClaims {
+    claims: Mutex<HashMap<OrgId, Claim>>,
+}
+
+impl ClaimStore for MemoryClaims {
+    async fn claim(
+        &self,
+        org: OrgId,
+        account: &AccountId,
+        now_ms: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let mut claims = self.claims.lock().expect("claims lock");
+        match claims.get(&org) {
+            Some(held) if &held.account != account => Ok(ClaimOutcome::HeldBy(held.clone())),
+            _ => {
+                claims.insert(
+                    org,
+                    Claim {
+                        org,
+                        account: account.clone(),
+                        claimed_at_ms: now_ms,
+                    },
+                );
+                Ok(ClaimOutcome::Claimed)
+            }
+        }
+    }
+
+    async fn release(&self, org: OrgId, account: &AccountId) -> Result<bool, StoreError> {
+        let mut claims = self.claims.lock().expect("claims lock");
+        if claims.get(&org).is_some_and(|c| &c.account == account) {
+            claims.remove(&org);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn holder(&self, org: OrgId) -> Result<Option<Claim>, StoreError> {
+        Ok(self.claims.lock().expect("claims lock").get(&org).cloned())
+    }
+}
+
+#[cfg(feature = "aws")]
+pub use self::dynamo_impl::DynamoClaims;
+
+#[cfg(feature = "aws")]
+mod dynamo_impl {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+
+    use super::*;
+    use crate::aws::dynamo::{Item, SERVICE, n, req_n, req_s, s};
+    use crate::aws::error::classify;
+
+    /// Claims in the `{prefix}-claims` table (PK `org_id`).
+    #[derive(Debug, Clone)]
+    pub struct DynamoClaims {
+        client: Client,
+        table: String,
+    }
+
+    impl DynamoClaims {
+        pub fn new(client: Client, table: impl Into<String>) -> Self {
+            DynamoClaims {
+                client,
+                table: table.into(),
+            }
+        }
+
+        fn read_item(&self, org: OrgId, item: &Item) -> Result<Claim, StoreError> {
+            let key = org.to_string();
+            let account = req_s(item, "account_id", &self.table, &key)?;
+            Ok(Claim {
+                org,
+                account: AccountId::parse(&account)
+                    .map_err(|e| StoreError::corrupt(&self.table, &key, e))?,
+                claimed_at_ms: req_n(item, "claimed_at", &self.table, &key)?,
+            })
+        }
+    }
+
+    impl ClaimStore for DynamoClaims {
+        async fn claim(
+            &self,
+            org: OrgId,
+            account: &AccountId,
+            now_ms: i64,
+        ) -> Result<ClaimOutcome, StoreError> {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("org_id", s(org.to_string()))
+                .item("account_id", s(account.as_str()))
+                .item("claimed_at", n(now_ms))
+                .condition_expression("attribute_not_exists(org_id) OR account_id = :me")
+                .expression_attribute_values(":me", s(account.as_str()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(ClaimOutcome::Claimed),
+                Err(err) => match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(e)) => match e.item() {
+                        Some(old) => Ok(ClaimOutcome::HeldBy(self.read_item(org, old)?)),
+                        // Released between the check and the answer: a fresh attempt decides.
+                        None => Err(StoreError::Contended {
+                            store: self.table.clone(),
+                            key: org.to_string(),
+                        }),
+                    },
+                    _ => Err(classify(SERVICE, err)),
+                },
+            }
+        }
+
+        async fn release(&self, org: OrgId, account: &AccountId) -> Result<bool, StoreError> {
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("org_id", s(org.to_string()))
+                .condition_expression("account_id = :me")
+                .expression_attribute_values(":me", s(account.as_str()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(true),
+                Err(err) => match err.as_service_error() {
+                    Some(DeleteItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                    _ => Err(classify(SERVICE, err)),
+                },
+            }
+        }
+
+        async fn holder(&self, org: OrgId) -> Result<Option<Claim>, StoreError> {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("org_id", s(org.to_string()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            out.item().map(|i| self.read_item(org, i)).transpose()
+        }
+    }
+}

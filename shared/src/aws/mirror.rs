@@ -1,0 +1,613 @@
+//! The organization mirror: a compact copy of every Zendesk organization (id, name,
+//! external_id, domains, updated_at) with lookups by domain and by external_id. Zendesk's own
+//! search covers only external_id and name, so the domain step of resolution reads the mirror
+//! and then confirms the candidates live (`show_many?ids`); a stale mirror can cost a lookup,
+//! never a wrong link.
+//!
+//! DynamoDB layout (docs/state.md): one table, items keyed `pk`/`sk`:
+//! - org item `org#{id}` / `org`, with `external_id_lc` for the `by_external_id` index;
+//! - one domain item per (domain, org) `org#{id}` / `domain#{domain}`, with `domain` for the
+//!   `by_domain` index — a GSI key holds one value, so one item per domain is what lets a
+//!   domain point at several organizations;
+//! - checkpoint items `checkpoint#{name}` / `checkpoint` for resumable listings.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Mutex;
+
+use super::error::StoreError;
+use crate::ids::OrgId;
+use crate::model::Organization;
+
+/// One mirrored organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirroredOrg {
+    pub id: OrgId,
+    pub name: String,
+    pub external_id: Option<String>,
+    /// Lowercased, sorted, unique.
+    pub domains: Vec<String>,
+    /// Zendesk's `updated_at` (ISO-8601 UTC, so later values sort later as text).
+    pub updated_at: Option<String>,
+}
+
+impl MirroredOrg {
+    pub fn new(
+        id: OrgId,
+        name: impl Into<String>,
+        external_id: Option<String>,
+        domains: impl IntoIterator<Item = impl AsRef<str>>,
+        updated_at: Option<String>,
+    ) -> Self {
+        let mut domains: Vec<String> = domains
+            .into_iter()
+            .map(|d| d.as_ref().trim().to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect();
+        domains.sort();
+        domains.dedup();
+        MirroredOrg {
+            id,
+            name: name.into(),
+            external_id: external_id.filter(|e| !e.trim().is_empty()),
+            domains,
+            updated_at,
+        }
+    }
+
+    /// As a resolution candidate (tags and fields are not mirrored; the worker reads the org
+    /// live before it writes).
+    pub fn to_organization(&self) -> Organization {
+        Organization {
+            id: self.id,
+            name: self.name.clone(),
+            external_id: self.external_id.clone(),
+            domain_names: self.domains.clone(),
+            tags: Vec::new(),
+            organization_fields: BTreeMap::new(),
+            updated_at: self.updated_at.clone(),
+        }
+    }
+}
+
+impl From<&Organization> for MirroredOrg {
+    fn from(org: &Organization) -> Self {
+        MirroredOrg::new(
+            org.id,
+            org.name.clone(),
+            org.external_id.clone(),
+            &org.domain_names,
+            org.updated_at.clone(),
+        )
+    }
+}
+
+/// Zendesk compares external ids case-insensitively; so does the mirror.
+fn external_key(external_id: &str) -> String {
+    external_id.trim().to_lowercase()
+}
+
+/// Whether an update stamped `new` may replace what is stored (stamped `old`): older
+/// copies (a slow webhook after a newer listing) are dropped.
+fn newer_or_same(old: Option<&str>, new: Option<&str>) -> bool {
+    match (old, new) {
+        (Some(old), Some(new)) => new >= old,
+        _ => true,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpsertOutcome {
+    Written,
+    /// The mirror already holds a newer copy of this organization.
+    Stale,
+}
+
+pub trait OrgMirror: Send + Sync {
+    fn upsert(
+        &self,
+        org: &MirroredOrg,
+    ) -> impl Future<Output = Result<UpsertOutcome, StoreError>> + Send;
+    fn delete(&self, id: OrgId) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get(
+        &self,
+        id: OrgId,
+    ) -> impl Future<Output = Result<Option<MirroredOrg>, StoreError>> + Send;
+    /// Organizations carrying this domain (any case), by id.
+    fn by_domain(
+        &self,
+        domain: &str,
+    ) -> impl Future<Output = Result<Vec<MirroredOrg>, StoreError>> + Send;
+    /// Organizations whose external_id equals this one, case-insensitively, by id.
+    fn by_external_id(
+        &self,
+        external_id: &str,
+    ) -> impl Future<Output = Result<Vec<MirroredOrg>, StoreError>> + Send;
+    /// Where a resumable listing stopped (an opaque cursor), if it did.
+    fn checkpoint(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Saves the cursor; `None` clears it (the listing completed).
+    fn save_checkpoint(
+        &self,
+        name: &str,
+        cursor: Option<&str>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The in-memory twin.
+#[derive(Debug, Default)]
+pub struct MemoryMirror {
+    orgs: Mutex<BTreeMap<OrgId, MirroredOrg>>,
+    checkpoints: Mutex<HashMap<String, String>>,
+}
+
+impl OrgMirror for MemoryMirror {
+    async fn upsert(&self, org: &MirroredOrg) -> Result<UpsertOutcome, StoreError> {
+        let mut orgs = self.orgs.lock().expect("mirror lock");
+        let old = orgs.get(&org.id).and_then(|o| o.updated_at.as_deref());
+        if !newer_or_same(old, org.updated_at.as_deref()) {
+            return Ok(UpsertOutcome::Stale);
+        }
+        orgs.insert(org.id, org.clone());
+        Ok(UpsertOutcome::Written)
+    }
+
+    async fn delete(&self, id: OrgId) -> Result<(), StoreError> {
+        self.orgs.lock().expect("mirror lock").remove(&id);
+        Ok(())
+    }
+
+    async fn get(&self, id: OrgId) -> Result<Option<MirroredOrg>, StoreError> {
+        Ok(self.orgs.lock().expect("mirror lock").get(&id).cloned())
+    }
+
+    async fn by_domain(&self, domain: &str) -> Result<Vec<MirroredOrg>, StoreError> {
+        let domain = domain.trim().to_ascii_lowercase();
+        let orgs = self.orgs.lock().expect("mirror lock");
+        Ok(orgs
+            .values()
+            .filter(|o| o.domains.contains(&domain))
+            .cloned()
+            .collect())
+    }
+
+    async fn by_external_id(&self, external_id: &str) -> Result<Vec<MirroredOrg>, StoreError> {
+        let want = external_key(external_id);
+        let orgs = self.orgs.lock().expect("mirror lock");
+        Ok(orgs
+            .values()
+            .filter(|o| o.external_id.as_deref().map(external_key) == Some(want.clone()))
+            .cloned()
+            .collect())
+    }
+
+    async fn checkpoint(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .checkpoints
+            .lock()
+            .expect("mirror lock")
+            .get(name)
+            .cloned())
+    }
+
+    async fn save_checkpoint(
+        &self,
+        name: &str,
+        cursor: Option<&str>,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut checkpoints = self.checkpoints.lock().expect("mirror lock");
+        match cursor {
+            Some(c) => checkpoints.insert(name.to_string(), c.to_string()),
+            None => checkpoints.remove(name),
+        };
+        Ok(())
+    }
+}
+
+#[cfg(feature = "aws")]
+pub use self::dynamo_impl::DynamoMirror;
+
+#[cfg(feature = "aws")]
+mod dynamo_impl {
+    use std::collections::BTreeSet;
+
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::types::{
+        AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+    };
+
+    use super::*;
+    use crate::aws::dynamo::{Item, SERVICE, n, opt_s, req_s, s};
+    use crate::aws::error::classify;
+
+    const ORG_SK: &str = "org";
+    const CHECKPOINT_SK: &str = "checkpoint";
+    /// BatchWriteItem's limit per call.
+    const WRITE_BATCH: usize = 25;
+    /// BatchGetItem's limit per call.
+    const GET_BATCH: usize = 100;
+    /// How often unprocessed batch items are re-sent before giving up as throttled.
+    const BATCH_ATTEMPTS: usize = 5;
+
+    fn org_pk(id: OrgId) -> String {
+        format!("org#{id}")
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct DynamoMirror {
+        client: Client,
+        table: String,
+    }
+
+    impl DynamoMirror {
+        pub fn new(client: Client, table: impl Into<String>) -> Self {
+            DynamoMirror {
+                client,
+                table: table.into(),
+            }
+        }
+
+        fn org_item(org: &MirroredOrg) -> Item {
+            let mut item = Item::new();
+            item.insert("pk".into(), s(org_pk(org.id)));
+            item.insert("sk".into(), s(ORG_SK));
+            item.insert("org_id".into(), s(org.id.to_string()));
+            item.insert("name".into(), s(&org.name));
+            if let Some(e) = &org.external_id {
+                item.insert("external_id".into(), s(e));
+                item.insert("external_id_lc".into(), s(external_key(e)));
+            }
+            if !org.domains.is_empty() {
+                item.insert("domains".into(), AttributeValue::Ss(org.domains.clone()));
+            }
+            if let Some(u) = &org.updated_at {
+                item.insert("updated_at".into(), s(u));
+            }
+            item
+        }
+
+        fn read_item(&self, item: &Item) -> Result<MirroredOrg, StoreError> {
+            let pk = req_s(item, "pk", &self.table, "?")?;
+            let id = req_s(item, "org_id", &self.table, &pk)?;
+            let id = OrgId::parse(&id).map_err(|e| StoreError::corrupt(&self.table, &pk, e))?;
+            let domains = match item.get("domains") {
+                Some(AttributeValue::Ss(d)) => d.clone(),
+                _ => Vec::new(),
+            };
+            Ok(MirroredOrg::new(
+                id,
+                req_s(item, "name", &self.table, &pk)?,
+                opt_s(item, "external_id"),
+                domains,
+                opt_s(item, "updated_at"),
+            ))
+        }
+
+        /// Sends writes in batches of 25, re-sending what DynamoDB leaves unprocessed.
+        async fn batch_write(&self, writes: Vec<WriteRequest>) -> Result<(), StoreError> {
+            for chunk in writes.chunks(WRITE_BATCH) {
+                let mut pending = chunk.to_vec();
+                for _ in 0..BATCH_ATTEMPTS {
+                    let out = self
+                        .client
+                        .batch_write_item()
+                        .request_items(&self.table, pending)
+                        .send()
+                        .await
+                        .map_err(|e| classify(SERVICE, e))?;
+                    pending = out
+                        .unprocessed_items()
+                        .and_then(|u| u.get(&self.table))
+                        .cloned()
+                        .unwrap_or_default();
+                    if pending.is_empty() {
+                        break;
+                    }
+                }
+                if !pending.is_empty() {
+                    return Err(StoreError::Transient {
+                        service: SERVICE,
+                        detail: format!("{} mirror writes left unprocessed", pending.len()),
+                    });
+                }
+            }
+            Ok(())
+        }
+
+        /// Every item of one organization (its org item and its domain items).
+        async fn org_items(&self, id: OrgId) -> Result<Vec<Item>, StoreError> {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(org_pk(id)))
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| classify(SERVICE, e))
+        }
+
+        async fn get_many(&self, ids: BTreeSet<OrgId>) -> Result<Vec<MirroredOrg>, StoreError> {
+            let ids: Vec<OrgId> = ids.into_iter().collect();
+            let mut found = Vec::new();
+            for chunk in ids.chunks(GET_BATCH) {
+                let keys: Vec<Item> = chunk
+                    .iter()
+                    .map(|id| Item::from([("pk".into(), s(org_pk(*id))), ("sk".into(), s(ORG_SK))]))
+                    .collect();
+                let mut pending = Some(
+                    KeysAndAttributes::builder()
+                        .set_keys(Some(keys))
+                        .consistent_read(true)
+                        .build()
+                        .expect("keys are set"),
+                );
+                let mut attempts = 0;
+                while let Some(request) = pending.take() {
+                    attempts += 1;
+                    if attempts > BATCH_ATTEMPTS {
+                        return Err(StoreError::Transient {
+                            service: SERVICE,
+                            detail: "mirror reads left unprocessed".into(),
+                        });
+                    }
+                    let out = self
+                        .client
+                        .batch_get_item()
+                        .request_items(&self.table, request)
+                        .send()
+                        .await
+                        .map_err(|e| classify(SERVICE, e))?;
+                    if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
+                        for item in items {
+                            found.push(self.read_item(item)?);
+                        }
+                    }
+                    pending = out
+                        .unprocessed_keys()
+                        .and_then(|u| u.get(&self.table))
+                        .filter(|k| !k.keys().is_empty())
+                        .cloned();
+                }
+            }
+            found.sort_by_key(|o| o.id);
+            Ok(found)
+        }
+    }
+
+    impl OrgMirror for DynamoMirror {
+        async fn upsert(&self, org: &MirroredOrg) -> Result<UpsertOutcome, StoreError> {
+            let existing = self.org_items(org.id).await?;
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(Self::org_item(org)));
+            if let Some(u) = &org.updated_at {
+                put = put
+                    .condition_expression(
+                        "attribute_not_exists(pk) OR attribute_not_exists(updated_at) OR updated_at <= :u",
+                    )
+                    .expression_attribute_values(":u", s(u));
+            }
+            if let Err(err) = put.send().await {
+                return match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(_)) => {
+                        Ok(UpsertOutcome::Stale)
+                    }
+                    _ => Err(classify(SERVICE, err)),
+                };
+            }
+            // Then the domain items: add the new ones, drop those the org no longer carries.
+            let had: BTreeSet<String> =
+                existing.iter().filter_map(|i| opt_s(i, "domain")).collect();
+            let want: BTreeSet<String> = org.domains.iter().cloned().collect();
+            let mut writes = Vec::new();
+            for d in want.difference(&had) {
+                let item = Item::from([
+                    ("pk".into(), s(org_pk(org.id))),
+                    ("sk".into(), s(format!("domain#{d}"))),
+                    ("domain".into(), s(d)),
+                    ("org_id".into(), s(org.id.to_string())),
+                ]);
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .expect("item set");
+                writes.push(WriteRequest::builder().put_request(put).build());
+            }
+            for d in had.difference(&want) {
+                let key = Item::from([
+                    ("pk".into(), s(org_pk(org.id))),
+                    ("sk".into(), s(format!("domain#{d}"))),
+                ]);
+                let del = DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .expect("key set");
+                writes.push(WriteRequest::builder().delete_request(del).build());
+            }
+            self.batch_write(writes).await?;
+            Ok(UpsertOutcome::Written)
+        }
+
+        async fn delete(&self, id: OrgId) -> Result<(), StoreError> {
+            let writes = self
+                .org_items(id)
+                .await?
+                .into_iter()
+                .map(|item| {
+                    let key = Item::from([
+                        (
+                            "pk".into(),
+                            item.get("pk").cloned().unwrap_or(s(org_pk(id))),
+                        ),
+                        ("sk".into(), item.get("sk").cloned().unwrap_or(s(ORG_SK))),
+                    ]);
+                    let del = DeleteRequest::builder()
+                        .set_key(Some(key))
+                        .build()
+                        .expect("key set");
+                    WriteRequest::builder().delete_request(del).build()
+                })
+                .collect();
+            self.batch_write(writes).await
+        }
+
+        async fn get(&self, id: OrgId) -> Result<Option<MirroredOrg>, StoreError> {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", s(org_pk(id)))
+                .key("sk", s(ORG_SK))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            out.item().map(|i| self.read_item(i)).transpose()
+        }
+
+        async fn by_domain(&self, domain: &str) -> Result<Vec<MirroredOrg>, StoreError> {
+            let items = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("by_domain")
+                .key_condition_expression("#d = :d")
+                .expression_attribute_names("#d", "domain")
+                .expression_attribute_values(":d", s(domain.trim().to_ascii_lowercase()))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            let mut ids = BTreeSet::new();
+            for item in &items {
+                let id = req_s(item, "org_id", &self.table, "by_domain")?;
+                ids.insert(
+                    OrgId::parse(&id).map_err(|e| StoreError::corrupt(&self.table, &id, e))?,
+                );
+            }
+            // The index is eventually consistent: keep only orgs that still carry the domain.
+            let domain = domain.trim().to_ascii_lowercase();
+            Ok(self
+                .get_many(ids)
+                .await?
+                .into_iter()
+                .filter(|o| o.domains.contains(&domain))
+                .collect())
+        }
+
+        async fn by_external_id(&self, external_id: &str) -> Result<Vec<MirroredOrg>, StoreError> {
+            let items = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("by_external_id")
+                .key_condition_expression("external_id_lc = :e")
+                .expression_attribute_values(":e", s(external_key(external_id)))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            let mut orgs = items
+                .iter()
+                .map(|i| self.read_item(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            orgs.sort_by_key(|o| o.id);
+            Ok(orgs)
+        }
+
+        async fn checkpoint(&self, name: &str) -> Result<Option<String>, StoreError> {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("checkpoint#{name}")))
+                .key("sk", s(CHECKPOINT_SK))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            Ok(out.item().and_then(|i| opt_s(i, "cursor")))
+        }
+
+        async fn save_checkpoint(
+            &self,
+            name: &str,
+            cursor: Option<&str>,
+            now_ms: i64,
+        ) -> Result<(), StoreError> {
+            let pk = s(format!("checkpoint#{name}"));
+            match cursor {
+                Some(c) => {
+                    self.client
+                        .put_item()
+                        .table_name(&self.table)
+                        .item("pk", pk)
+                        .item("sk", s(CHECKPOINT_SK))
+                        .item("cursor", s(c))
+                        .item("saved_at", n(now_ms))
+                        .send()
+                        .await
+                        .map_err(|e| classify(SERVICE, e))?;
+                }
+                None => {
+                    self.client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .key("pk", pk)
+                        .key("sk", s(CHECKPOINT_SK))
+                        .send()
+                        .await
+                        .map_err(|e| classify(SERVICE, e))?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn older_copies_never_replace_newer_ones() {
+        assert!(newer_or_same(None, Some("2024-01-01T00:00:00Z")));
+        assert!(newer_or_same(Some("2024-01-01T00:00:00Z"), None));
+        assert!(newer_or_same(
+            Some("2024-01-01T00:00:00Z"),
+            Some("2024-01-01T00:00:00Z")
+        ));
+        assert!(!newer_or_same(
+            Some("2024-01-02T00:00:00Z"),
+            Some("2024-01-01T00:00:00Z")
+        ));
+    }
+
+    #[test]
+    fn domains_are_normalized_for_lookup() {
+        let org = MirroredOrg::new(
+            OrgId::new(7).unwrap(),
+            "Acme",
+            Some(" ".into()),
+            ["Acme.COM", "acme.com", " b.io "],
+            None,
+        );
+        assert_eq!(org.domains, ["acme.com", "b.io"]);
+        assert_eq!(org.external_id, None);
+    }
+}
