@@ -15,4 +15,5 @@ pub mod model;
 pub mod reconcile;
 pub mod resolution;
 pub mod salesforce;
+pub mod signature;
 pub mod zendesk;
