@@ -584,6 +584,33 @@ async fn paging_follows_next_records_url_with_batch_size() {
     let (_, body) = sf.query("SELECT Id FROM Account LIMIT 2100").await;
     assert_eq!(body["totalSize"], 2100);
 
+    // A queryAll's nextRecordsUrl says `query` (as documented) and still yields deleted rows,
+    // by either path.
+    let (_, all) = sf
+        .query_at("queryAll", "SELECT Id FROM Account", Some(4000))
+        .await;
+    assert_eq!(all["totalSize"], 5000);
+    let next = all["nextRecordsUrl"].as_str().unwrap().to_string();
+    assert!(next.starts_with(&format!("{V}/query/01g")), "{next}");
+    let (_, rest) = sf.get(&next).await;
+    // 4000 asked, 2000 the most a page holds.
+    assert_eq!(rest["records"].as_array().unwrap().len(), 2000);
+    assert_eq!(
+        rest["nextRecordsUrl"].as_str().unwrap(),
+        next.replace("-2000", "-4000")
+    );
+    let (_, again) = sf.get(&next.replace("/query/", "/queryAll/")).await;
+    assert_eq!(again["records"], rest["records"]);
+
+    // Pages may hold fewer records than asked for.
+    sf.admin_post("switches", json!({"query_page_cap": 300}))
+        .await;
+    let (_, capped) = sf.query("SELECT Id FROM Account").await;
+    assert_eq!(capped["records"].as_array().unwrap().len(), 300);
+    assert!(capped["nextRecordsUrl"].as_str().unwrap().ends_with("-300"));
+    sf.admin_post("switches", json!({"query_page_cap": 0}))
+        .await;
+
     // A locator the sandbox never issued, or one expired by the switch.
     let (s, body) = sf.get(&format!("{V}/query/01gSB0000009999AAA-2000")).await;
     assert_eq!(

@@ -165,6 +165,9 @@ pub struct Switches {
     pub unavailable_body: String,
     /// [S]: how far ahead a JWT assertion's `exp` may be, in seconds ("within 3 minutes").
     pub jwt_max_lifetime_secs: u64,
+    /// Pages hold at most this many records whatever batchSize asks (0 = no cap): Salesforce
+    /// documents that "the returned batch can include fewer records" than requested.
+    pub query_page_cap: u64,
 }
 
 impl Default for Switches {
@@ -185,6 +188,7 @@ impl Default for Switches {
             deleted_record_status: 404,
             unavailable_body: "json".into(),
             jwt_max_lifetime_secs: 180,
+            query_page_cap: 0,
         }
     }
 }
@@ -761,6 +765,8 @@ fn page(
             json!({"totalSize": total, "done": true, "records": []}),
         );
     }
+    let cap = usize::try_from(lock(&sim.switches).query_page_cap).unwrap_or(usize::MAX);
+    let batch = if cap > 0 { batch.min(cap) } else { batch };
     let end = (offset + batch).min(total);
     let records: Vec<Value> = {
         let world = sim.read();
@@ -787,9 +793,9 @@ fn page(
             }
             id
         });
-        let path = if all_rows { "queryAll" } else { "query" };
+        // Documented: a queryAll's nextRecordsUrl says `query` too; the locator remembers.
         body["nextRecordsUrl"] = json!(format!(
-            "/services/data/{version}/{path}/{}-{end}",
+            "/services/data/{version}/query/{}-{end}",
             ids::generate("01g", id)
         ));
     }
