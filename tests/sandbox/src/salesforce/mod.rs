@@ -685,11 +685,10 @@ async fn query(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    sim.clone()
-        .api("sf.query", &headers, &version, |sim| {
-            run_query(sim, &version, &headers, &raw, false)
-        })
-        .await
+    sim.api("sf.query", &headers, &version, |sim| {
+        run_query(sim, &version, &headers, &raw, false)
+    })
+    .await
 }
 
 async fn query_all(
@@ -698,11 +697,10 @@ async fn query_all(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    sim.clone()
-        .api("sf.query_all", &headers, &version, |sim| {
-            run_query(sim, &version, &headers, &raw, true)
-        })
-        .await
+    sim.api("sf.query_all", &headers, &version, |sim| {
+        run_query(sim, &version, &headers, &raw, true)
+    })
+    .await
 }
 
 /// `Sforce-Query-Options: batchSize=N`, clamped to 200–2000 (the default is 2000).
@@ -807,41 +805,40 @@ async fn query_more(
     Path((version, locator)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    sim.clone()
-        .api("sf.query_more", &headers, &version, |sim| {
-            let invalid = || {
-                error_response(&ApiError::new(
-                    400,
-                    "INVALID_QUERY_LOCATOR",
-                    "invalid query locator",
-                ))
-            };
-            let Some((loc, offset)) = locator.rsplit_once('-') else {
-                return invalid();
-            };
-            let (Some(id), Ok(offset)) = (cursor_number(loc), offset.parse::<usize>()) else {
-                return invalid();
-            };
-            let Some((result, all_rows, opened_with)) = lock(&sim.cursors)
-                .get(&id)
-                .map(|c| (c.result.clone(), c.all_rows, c.batch))
-            else {
-                return invalid();
-            };
-            if offset > result.rows.len() {
-                return invalid();
-            }
-            page(
-                sim,
-                &version,
-                result,
-                offset,
-                batch_size(&headers).unwrap_or(opened_with),
-                all_rows,
-                Some(id),
-            )
-        })
-        .await
+    sim.api("sf.query_more", &headers, &version, |sim| {
+        let invalid = || {
+            error_response(&ApiError::new(
+                400,
+                "INVALID_QUERY_LOCATOR",
+                "invalid query locator",
+            ))
+        };
+        let Some((loc, offset)) = locator.rsplit_once('-') else {
+            return invalid();
+        };
+        let (Some(id), Ok(offset)) = (cursor_number(loc), offset.parse::<usize>()) else {
+            return invalid();
+        };
+        let Some((result, all_rows, opened_with)) = lock(&sim.cursors)
+            .get(&id)
+            .map(|c| (c.result.clone(), c.all_rows, c.batch))
+        else {
+            return invalid();
+        };
+        if offset > result.rows.len() {
+            return invalid();
+        }
+        page(
+            sim,
+            &version,
+            result,
+            offset,
+            batch_size(&headers).unwrap_or(opened_with),
+            all_rows,
+            Some(id),
+        )
+    })
+    .await
 }
 
 /// The cursor number inside a `01gSB0000000042XXX` locator.
@@ -871,36 +868,35 @@ async fn sobject_get(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    sim.clone()
-        .api("sf.sobject_get", &headers, &version, |sim| {
-            let (object, id) = match record_path(&object, &id) {
-                Ok(x) => x,
-                Err(e) => return error_response(&e),
-            };
-            let fields: Option<Vec<String>> = param(&query_params(&raw), "fields").map(|f| {
-                f.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            });
-            let deleted_status = lock(&sim.switches).deleted_record_status;
-            let world = sim.read();
-            let Some(row) = world.table(object).rows.get(&id) else {
-                return not_found();
-            };
-            if row.get("IsDeleted").and_then(Value::as_bool) == Some(true) {
-                return error_response(&ApiError::new(
-                    deleted_status,
-                    "ENTITY_IS_DELETED",
-                    "entity is deleted",
-                ));
-            }
-            match world.read(object, row, fields.as_deref(), &version) {
-                Ok(v) => json_response(StatusCode::OK, v),
-                Err(e) => error_response(&e),
-            }
-        })
-        .await
+    sim.api("sf.sobject_get", &headers, &version, |sim| {
+        let (object, id) = match record_path(&object, &id) {
+            Ok(x) => x,
+            Err(e) => return error_response(&e),
+        };
+        let fields: Option<Vec<String>> = param(&query_params(&raw), "fields").map(|f| {
+            f.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        });
+        let deleted_status = lock(&sim.switches).deleted_record_status;
+        let world = sim.read();
+        let Some(row) = world.table(object).rows.get(&id) else {
+            return not_found();
+        };
+        if row.get("IsDeleted").and_then(Value::as_bool) == Some(true) {
+            return error_response(&ApiError::new(
+                deleted_status,
+                "ENTITY_IS_DELETED",
+                "entity is deleted",
+            ));
+        }
+        match world.read(object, row, fields.as_deref(), &version) {
+            Ok(v) => json_response(StatusCode::OK, v),
+            Err(e) => error_response(&e),
+        }
+    })
+    .await
 }
 
 async fn sobject_patch(
@@ -909,11 +905,10 @@ async fn sobject_patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    sim.clone()
-        .api("sf.sobject_patch", &headers, &version, |sim| {
-            patch_record(sim, &object, &id, &body)
-        })
-        .await
+    sim.api("sf.sobject_patch", &headers, &version, |sim| {
+        patch_record(sim, &object, &id, &body)
+    })
+    .await
 }
 
 /// `POST …?_HttpMethod=PATCH`: the documented tunnel for clients that cannot send PATCH.
@@ -976,11 +971,10 @@ async fn composite(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    sim.clone()
-        .api("sf.composite", &headers, &version, |sim| {
-            composite_update(sim, &body)
-        })
-        .await
+    sim.api("sf.composite", &headers, &version, |sim| {
+        composite_update(sim, &body)
+    })
+    .await
 }
 
 fn composite_update(sim: &Sim, body: &[u8]) -> Response {
