@@ -88,6 +88,17 @@ fn take_from(
     let refill = (elapsed as f64 * config.refill_per_sec) as i64; // ms × tokens/s = milli-tokens
     let tokens = (state.tokens_milli.saturating_add(refill)).min(cap);
     let want = i64::from(n) * MILLI;
+    // A bucket paused by a 429 carries an `updated_ms` in the future: nothing before that.
+    if state.updated_ms > now_ms {
+        let refill_ms = ((want - tokens).max(0) as f64 / config.refill_per_sec).ceil() as u64;
+        let pause = (state.updated_ms - now_ms) as u64;
+        return (
+            Take::Wait {
+                ms: pause + refill_ms.max(1),
+            },
+            None,
+        );
+    }
     if tokens >= want {
         let left = tokens - want;
         (
@@ -102,6 +113,32 @@ fn take_from(
     } else {
         let ms = ((want - tokens) as f64 / config.refill_per_sec).ceil() as u64;
         (Take::Wait { ms: ms.max(1) }, None)
+    }
+}
+
+/// The pure step of [`BudgetStore::restrict`]: at most `at_most` tokens left, and no refill
+/// before `resume_at_ms`.
+fn restrict_state(
+    state: Option<BucketState>,
+    config: &BucketConfig,
+    at_most: u32,
+    resume_at_ms: Option<i64>,
+    now_ms: i64,
+) -> BucketState {
+    let cap = i64::from(config.capacity) * MILLI;
+    let state = state.unwrap_or(BucketState {
+        tokens_milli: cap,
+        updated_ms: now_ms,
+    });
+    let elapsed = (now_ms - state.updated_ms).max(0);
+    let refill = (elapsed as f64 * config.refill_per_sec) as i64;
+    let tokens = state.tokens_milli.saturating_add(refill).min(cap);
+    BucketState {
+        tokens_milli: tokens.min(i64::from(at_most) * MILLI),
+        updated_ms: state
+            .updated_ms
+            .max(now_ms)
+            .max(resume_at_ms.unwrap_or(i64::MIN)),
     }
 }
 
@@ -124,6 +161,18 @@ pub trait BudgetStore: Send + Sync {
         config: &BucketConfig,
         now_ms: i64,
     ) -> impl Future<Output = Result<Take, StoreError>> + Send;
+
+    /// Corrects the bucket with what an API said: at most `at_most` tokens are left (e.g.
+    /// `X-Rate-Limit-Remaining`, or 0 after a 429), and nothing refills before
+    /// `resume_at_ms` (`Retry-After`).
+    fn restrict(
+        &self,
+        bucket: &str,
+        config: &BucketConfig,
+        at_most: u32,
+        resume_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The in-memory twin (one process's buckets).
@@ -149,6 +198,26 @@ impl BudgetStore for MemoryBudget {
             buckets.insert(bucket.to_string(), next);
         }
         Ok(take)
+    }
+
+    async fn restrict(
+        &self,
+        bucket: &str,
+        config: &BucketConfig,
+        at_most: u32,
+        resume_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut buckets = self.buckets.lock().expect("budget lock");
+        let next = restrict_state(
+            buckets.get(bucket).copied(),
+            config,
+            at_most,
+            resume_at_ms,
+            now_ms,
+        );
+        buckets.insert(bucket.to_string(), next);
+        Ok(())
     }
 }
 
@@ -184,6 +253,74 @@ mod dynamo_impl {
         }
     }
 
+    impl DynamoBudget {
+        /// The bucket's state and version (`None`: never written).
+        async fn read(
+            &self,
+            bucket: &str,
+        ) -> Result<(Option<BucketState>, Option<u64>), StoreError> {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("bucket", s(bucket))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            Ok(match out.item() {
+                None => (None, None),
+                Some(item) => (
+                    Some(BucketState {
+                        tokens_milli: req_n(item, "tokens_milli", &self.table, bucket)?,
+                        updated_ms: req_n(item, "updated_at", &self.table, bucket)?,
+                    }),
+                    Some(opt_n::<u64>(item, "version", &self.table, bucket)?.unwrap_or(0)),
+                ),
+            })
+        }
+
+        /// Writes `next` if the bucket is still at `version`; `false` when another taker won.
+        async fn write(
+            &self,
+            bucket: &str,
+            next: BucketState,
+            version: Option<u64>,
+        ) -> Result<bool, StoreError> {
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("bucket", s(bucket))
+                .item("tokens_milli", num(next.tokens_milli))
+                .item("updated_at", num(next.updated_ms))
+                .item("version", num(version.map_or(1, |v| v + 1)));
+            put = match version {
+                // `bucket` is a DynamoDB reserved word, hence the name placeholder.
+                None => put
+                    .condition_expression("attribute_not_exists(#b)")
+                    .expression_attribute_names("#b", "bucket"),
+                Some(v) => put
+                    .condition_expression("version = :v")
+                    .expression_attribute_values(":v", num(v)),
+            };
+            match put.send().await {
+                Ok(_) => Ok(true),
+                Err(err) => match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                    _ => Err(classify(SERVICE, err)),
+                },
+            }
+        }
+
+        fn contended(&self, bucket: &str) -> StoreError {
+            StoreError::Contended {
+                store: self.table.clone(),
+                key: bucket.to_string(),
+            }
+        }
+    }
+
     impl BudgetStore for DynamoBudget {
         async fn take(
             &self,
@@ -196,56 +333,32 @@ mod dynamo_impl {
                 return Err(e);
             }
             for _ in 0..ATTEMPTS {
-                let out = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("bucket", s(bucket))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| classify(SERVICE, e))?;
-                let (state, version) = match out.item() {
-                    None => (None, None),
-                    Some(item) => (
-                        Some(BucketState {
-                            tokens_milli: req_n(item, "tokens_milli", &self.table, bucket)?,
-                            updated_ms: req_n(item, "updated_at", &self.table, bucket)?,
-                        }),
-                        Some(opt_n::<u64>(item, "version", &self.table, bucket)?.unwrap_or(0)),
-                    ),
-                };
+                let (state, version) = self.read(bucket).await?;
                 let (take, next) = take_from(state, n, config, now_ms);
                 let Some(next) = next else { return Ok(take) };
-                let mut put = self
-                    .client
-                    .put_item()
-                    .table_name(&self.table)
-                    .item("bucket", s(bucket))
-                    .item("tokens_milli", num(next.tokens_milli))
-                    .item("updated_at", num(next.updated_ms))
-                    .item("version", num(version.map_or(1, |v| v + 1)));
-                put = match version {
-                    // `bucket` is a DynamoDB reserved word, hence the name placeholder.
-                    None => put
-                        .condition_expression("attribute_not_exists(#b)")
-                        .expression_attribute_names("#b", "bucket"),
-                    Some(v) => put
-                        .condition_expression("version = :v")
-                        .expression_attribute_values(":v", num(v)),
-                };
-                match put.send().await {
-                    Ok(_) => return Ok(take),
-                    Err(err) => match err.as_service_error() {
-                        Some(PutItemError::ConditionalCheckFailedException(_)) => continue,
-                        _ => return Err(classify(SERVICE, err)),
-                    },
+                if self.write(bucket, next, version).await? {
+                    return Ok(take);
                 }
             }
-            Err(StoreError::Contended {
-                store: self.table.clone(),
-                key: bucket.to_string(),
-            })
+            Err(self.contended(bucket))
+        }
+
+        async fn restrict(
+            &self,
+            bucket: &str,
+            config: &BucketConfig,
+            at_most: u32,
+            resume_at_ms: Option<i64>,
+            now_ms: i64,
+        ) -> Result<(), StoreError> {
+            for _ in 0..ATTEMPTS {
+                let (state, version) = self.read(bucket).await?;
+                let next = restrict_state(state, config, at_most, resume_at_ms, now_ms);
+                if self.write(bucket, next, version).await? {
+                    return Ok(());
+                }
+            }
+            Err(self.contended(bucket))
         }
     }
 }
@@ -271,9 +384,29 @@ mod tests {
         // Refill never exceeds the capacity.
         let (t, _) = take_from(s3, 1, &cfg, 1_000_000);
         assert_eq!(t, Take::Granted { remaining: 9 });
-        // A clock behind the last write refills nothing.
+        // A clock behind the last write (skew, or a pause after a 429) waits until then,
+        // then for the refill.
         let (t, _) = take_from(s2, 1, &cfg, 0);
-        assert_eq!(t, Take::Wait { ms: 500 });
+        assert_eq!(t, Take::Wait { ms: 1_500 });
+    }
+
+    #[test]
+    fn restrict_caps_tokens_and_pauses_refill() {
+        let cfg = BucketConfig::new(10, 1.0).unwrap();
+        // The API says 2 left: at most 2 are taken.
+        let st = restrict_state(None, &cfg, 2, None, 0);
+        let (t, st) = take_from(Some(st), 2, &cfg, 0);
+        assert_eq!(t, Take::Granted { remaining: 0 });
+        // A 429 with Retry-After 5 s: nothing before 5 s, then refill as usual.
+        let paused = restrict_state(st, &cfg, 0, Some(5_000), 0);
+        assert_eq!(
+            take_from(Some(paused), 1, &cfg, 1_000).0,
+            Take::Wait { ms: 5_000 }
+        );
+        assert_eq!(
+            take_from(Some(paused), 1, &cfg, 6_000).0,
+            Take::Granted { remaining: 0 }
+        );
     }
 
     #[test]

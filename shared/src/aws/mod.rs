@@ -20,6 +20,7 @@ pub mod links;
 pub mod mirror;
 pub mod names;
 pub mod queue;
+pub mod rate;
 pub mod secrets;
 
 #[cfg(feature = "aws")]
@@ -34,4 +35,5 @@ pub use links::{LinkRecord, LinkStore, SaveOutcome};
 pub use mirror::{MirroredOrg, OrgMirror, UpsertOutcome};
 pub use names::ResourceNames;
 pub use queue::{QueueMessage, ReceivedMessage, WorkQueue};
+pub use rate::SharedRateBudget;
 pub use secrets::{SecretSource, SecretString};

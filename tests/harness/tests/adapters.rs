@@ -582,6 +582,66 @@ async fn budget_contract<S: BudgetStore + 'static>(store: Arc<S>) {
         more += 1;
     }
     assert_eq!(more, 3);
+
+    // What an API says corrects the bucket: a cap on what is left, and a pause.
+    let cfg = BucketConfig::new(10, 1.0).unwrap();
+    store.restrict("corrected", &cfg, 2, None, 0).await.unwrap();
+    assert_eq!(
+        store.take("corrected", 2, &cfg, 0).await.unwrap(),
+        Take::Granted { remaining: 0 }
+    );
+    store
+        .restrict("corrected", &cfg, 0, Some(5_000), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take("corrected", 1, &cfg, 1_000).await.unwrap(),
+        Take::Wait { ms: 5_000 }
+    );
+    assert_eq!(
+        store.take("corrected", 1, &cfg, 6_000).await.unwrap(),
+        Take::Granted { remaining: 0 }
+    );
+}
+
+/// Two processes' clients drawing from one DynamoDB budget: what one spends, the other sees.
+#[tokio::test]
+async fn rate_budget_is_shared_across_processes_on_dynamodb() {
+    use std::time::Duration;
+
+    use orglink_shared::http::System;
+    use orglink_shared::http::budget::{BudgetConfig, BudgetRefusal, CallSpec, RateBudget};
+
+    let (aws, stack) = moto_stack("sharedbudget").await;
+    let names = stack.names().unwrap();
+    let store = Arc::new(DynamoBudget::new(aws.dynamodb(), names.rate_budget_table));
+    let process = || {
+        SharedRateBudget::new(
+            store.clone(),
+            BudgetConfig::salesforce(600, 0),
+            BudgetConfig::zendesk(60, 100),
+        )
+    };
+    let (worker, reconcile) = (process(), process());
+    let call = CallSpec {
+        system: System::Zendesk,
+        endpoint: "zd.show",
+        record: None,
+    };
+    // zendesk(60, 100%) has a burst of 10, shared by both.
+    for i in 0..10 {
+        let who = if i % 2 == 0 { &worker } else { &reconcile };
+        who.take(call, Duration::ZERO).await.unwrap();
+    }
+    for who in [&worker, &reconcile] {
+        assert!(matches!(
+            who.take(call, Duration::ZERO).await.unwrap_err(),
+            BudgetRefusal::Busy {
+                system: System::Zendesk,
+                ..
+            }
+        ));
+    }
 }
 
 both!(
