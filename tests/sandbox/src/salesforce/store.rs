@@ -1154,7 +1154,18 @@ impl World {
             .with_fields(vec![ORG_ID_FIELD.into()]));
         }
 
-        let stamp = soql::format_datetime(self.next_stamp());
+        // A seed may stamp a record in the future; a write still moves its stamp forward.
+        let mut at = self.next_stamp();
+        if let Some(previous) = current
+            .get("SystemModstamp")
+            .and_then(Value::as_str)
+            .and_then(|s| soql::parse_datetime(s, false))
+            && at <= previous
+        {
+            at = previous + Duration::milliseconds(1);
+            self.last_stamp = at;
+        }
+        let stamp = soql::format_datetime(at);
         let mut row = (*current).clone();
         let mut fields = BTreeMap::new();
         for (name, new) in changes {
@@ -1534,6 +1545,31 @@ mod tests {
             .is_empty()
         );
         assert_eq!(w.accounts.rows[globex]["SystemModstamp"], before);
+    }
+
+    #[test]
+    fn a_write_advances_even_a_future_modstamp() {
+        let seed: SalesforceSeed = serde_json::from_value(json!({"accounts": [
+            {"Id": "001D000000IRFma", "SystemModstamp": "2999-01-01T00:00:00.000+0000"}
+        ]}))
+        .unwrap();
+        let mut w = World::load(&seed).unwrap();
+        let (mut locks, validation) = (BTreeMap::new(), BTreeMap::new());
+        let mut r = rules(&mut locks, &validation, &[]);
+        let body = json!({"Zendesk_Domain__c": "acme.com"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let done = w
+            .update(
+                Object::Account,
+                "001D000000IRFma",
+                &body,
+                &mut r,
+                &mut Vec::new(),
+            )
+            .unwrap();
+        assert_eq!(done.system_modstamp, "2999-01-01T00:00:00.001+0000");
     }
 
     #[test]
