@@ -4,9 +4,8 @@ mod support;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use axum::routing::{get, post};
 use futures_util::TryStreamExt;
 use orglink_sandbox::salesforce::soql::{Expr, Literal, parse};
 use orglink_sandbox::salesforce::{SalesforceOptions, decode_like_pattern, decode_string_literal};
@@ -360,50 +359,6 @@ async fn the_eligible_accounts_stream_page_by_page() {
 
 // ---------------------------------------------------------------------------------------------
 // Against a scripted server: behaviour the simulator does not produce on purpose.
-
-/// Serves a token endpoint and a query endpoint with scripted answers.
-async fn scripted(query_answer: fn(u64) -> (u16, Value)) -> (String, Arc<AtomicU64>) {
-    let tokens = Arc::new(AtomicU64::new(0));
-    let t = tokens.clone();
-    let queries = Arc::new(AtomicU64::new(0));
-    let router = axum::Router::new()
-        .route(
-            "/services/oauth2/token",
-            post(move |headers: axum::http::HeaderMap| {
-                let t = t.clone();
-                async move {
-                    let n = t.fetch_add(1, Ordering::SeqCst);
-                    let host = headers["host"].to_str().unwrap().to_string();
-                    axum::Json(json!({"access_token": format!("scripted-access-token-{n}"), "instance_url": format!("http://{host}"),
-                        "id": format!("https://login.salesforce.com/id/{SF_ORG_ID}/005SB0000000001"), "token_type": "Bearer"}))
-                }
-            }),
-        )
-        .route(
-            "/services/data/{version}/query",
-            get(move || {
-                let q = queries.clone();
-                async move {
-                    let (status, body) = query_answer(q.fetch_add(1, Ordering::SeqCst));
-                    (axum::http::StatusCode::from_u16(status).unwrap(), axum::Json(body))
-                }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (url, tokens)
-}
-
-fn scripted_creds(url: &str) -> orglink_shared::credentials::SalesforceCredentials {
-    orglink_shared::credentials::SalesforceCredentials {
-        my_domain_url: url.to_string(),
-        client_id: "id".into(),
-        flow: orglink_shared::credentials::SalesforceFlow::ClientCredentials {
-            client_secret: orglink_shared::credentials::Secret::new("secret"),
-        },
-    }
-}
 
 #[tokio::test]
 async fn a_refused_refresh_does_not_loop() {

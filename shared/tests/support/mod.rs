@@ -15,6 +15,9 @@ use orglink_shared::credentials::{
 use orglink_shared::http::{BudgetConfig, CallLog, LocalBudget, RetryPolicy};
 use orglink_shared::salesforce::{SalesforceClient, SalesforceConfig, SalesforceError};
 use orglink_shared::zendesk::{ZendeskClient, ZendeskConfig, ZendeskError};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 pub const SF_CLIENT_ID: &str = "orglink-sandbox-consumer-key";
@@ -226,4 +229,51 @@ pub fn organizations(n: u64) -> Vec<Value> {
     (1..=n)
         .map(|i| json!({"id": 1000 + i, "name": format!("Org {i}"), "external_id": null, "domain_names": [format!("org{i}.example")]}))
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A scripted Salesforce: behaviour the simulator does not produce on purpose.
+
+/// Serves a token endpoint and a query endpoint with scripted answers.
+pub async fn scripted(query_answer: fn(u64) -> (u16, Value)) -> (String, Arc<AtomicU64>) {
+    let tokens = Arc::new(AtomicU64::new(0));
+    let t = tokens.clone();
+    let queries = Arc::new(AtomicU64::new(0));
+    let router = axum::Router::new()
+        .route(
+            "/services/oauth2/token",
+            post(move |headers: axum::http::HeaderMap| {
+                let t = t.clone();
+                async move {
+                    let n = t.fetch_add(1, Ordering::SeqCst);
+                    let host = headers["host"].to_str().unwrap().to_string();
+                    axum::Json(json!({"access_token": format!("scripted-access-token-{n}"), "instance_url": format!("http://{host}"),
+                        "id": format!("https://login.salesforce.com/id/{SF_ORG_ID}/005SB0000000001"), "token_type": "Bearer"}))
+                }
+            }),
+        )
+        .route(
+            "/services/data/{version}/query",
+            get(move || {
+                let q = queries.clone();
+                async move {
+                    let (status, body) = query_answer(q.fetch_add(1, Ordering::SeqCst));
+                    (axum::http::StatusCode::from_u16(status).unwrap(), axum::Json(body))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (url, tokens)
+}
+
+pub fn scripted_creds(url: &str) -> orglink_shared::credentials::SalesforceCredentials {
+    orglink_shared::credentials::SalesforceCredentials {
+        my_domain_url: url.to_string(),
+        client_id: "id".into(),
+        flow: orglink_shared::credentials::SalesforceFlow::ClientCredentials {
+            client_secret: orglink_shared::credentials::Secret::new("secret"),
+        },
+    }
 }
