@@ -367,7 +367,10 @@ impl World {
             }
         };
         row.insert("Id".into(), Value::String(id));
-        row.entry("IsDeleted").or_insert(Value::Bool(false));
+        // Only a merge's losers carry MasterRecordId, and they are deleted: a seed that names
+        // the master but says nothing of IsDeleted means a merged-away record.
+        let merged = row.get("MasterRecordId").is_some_and(Value::is_string);
+        row.entry("IsDeleted").or_insert(Value::Bool(merged));
         for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
             row.entry(f)
                 .or_insert_with(|| Value::String(stamp.to_string()));
@@ -1271,6 +1274,15 @@ mod tests {
         let acme = &w.accounts.rows["001D000000IRFmaIAH"];
         assert_eq!(acme["OwnerId"], "005D000000AAAAAIA5");
         assert_eq!(acme["IsDeleted"], false);
+        let seed: SalesforceSeed = serde_json::from_value(json!({"accounts": [
+            {"Id": "001D000000IomazIAB", "MasterRecordId": "001D000000IRFma"}
+        ]}))
+        .unwrap();
+        let merged = World::load(&seed).unwrap();
+        assert_eq!(
+            merged.accounts.rows["001D000000IomazIAB"]["IsDeleted"],
+            true
+        );
         let opp = w.opportunities.rows.values().next().unwrap();
         assert!(opp["Id"].as_str().unwrap().starts_with("006SB"));
         assert_eq!(opp["AccountId"], "001D000000IomazIAB");
