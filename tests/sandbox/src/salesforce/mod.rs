@@ -16,6 +16,13 @@
 //!
 //! Admin API under `/_sandbox/`: `scenario`, `reset`, `state`, `calls`, `writes`, `faults`,
 //! `switches` (see [`Switches`]).
+//!
+//! Seeding (`salesforce.accounts|opportunities|users`, real API field names): 15-character ids
+//! become 18; a record without `Id` gets `001SB…`/`006SB…`/`005SB…`; `attributes` and nested
+//! relationship objects are dropped; `IsDeleted` defaults to false (true when `MasterRecordId`
+//! is set), the three timestamps to load time. Any field a record holds is queryable.
+//! Duplicate `Zendesk_Org_ID__c` values load (history holds them); only new writes are refused.
+//! `salesforce.switches` sets the scenario's switches.
 
 pub mod auth;
 pub mod ids;
