@@ -5,12 +5,17 @@
 //! (`{"salesforce":"http://127.0.0.1:P","zendesk":"http://127.0.0.1:Q"}`) and serves until SIGTERM or
 //! ctrl-c, or until stdin reaches end-of-file when `--exit-on-stdin-eof` is given (so a test harness
 //! that dies can't leave the sandbox running). It then exits 0.
+//!
+//! `orglink-sandbox generate --accounts N --seed S --out-dir DIR` (or `--scenario FILE --truth
+//! FILE`) writes a generated scenario and its ground truth (docs/generator.md), then prints one
+//! JSON line saying what it wrote.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use orglink_sandbox::generate;
 use orglink_sandbox::salesforce::{self, SalesforceOptions};
 use orglink_sandbox::scenario::Scenario;
 use orglink_sandbox::zendesk::{self, ZendeskOptions};
@@ -34,6 +39,8 @@ struct Cli {
 enum Command {
     /// Serve both simulators (the default).
     Serve(ServeArgs),
+    /// Write a generated messy world (scenario.json) and its ground truth (truth.json).
+    Generate(generate::GenerateArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -84,6 +91,16 @@ fn main() {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Generate(args)) => match generate::run(&args) {
+            Ok(written) => {
+                println!("{}", serde_json::to_string(&written).expect("summary"));
+                return;
+            }
+            Err(e) => {
+                eprintln!("orglink-sandbox generate: {e}");
+                std::process::exit(2);
+            }
+        },
         None => cli.serve,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -102,6 +119,7 @@ async fn serve(mut args: ServeArgs) -> Result<(), StartError> {
         None => Scenario::default(),
     };
     args.zendesk.fault_seed = args.seed;
+    args.salesforce.fault_seed = args.seed;
 
     let sf_listener = bind("salesforce", args.salesforce_port).await?;
     let zd_listener = bind("zendesk", args.zendesk_port).await?;

@@ -6,8 +6,11 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 
 fn scenario_file() -> std::path::PathBuf {
+    // Tests run in parallel threads of one process: each needs a file of its own.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!(
-        "orglink-sandbox-binary-{}.json",
+        "orglink-sandbox-binary-{}-{n}.json",
         std::process::id()
     ));
     let scenario =
