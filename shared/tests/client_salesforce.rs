@@ -174,7 +174,7 @@ async fn server_errors_and_dropped_connections_are_retried() {
     .unwrap();
     sb.sf_post(
         "faults",
-        json!({"seed": 7, "default": {"error_5xx": 0.25, "drop": 0.2}}),
+        json!({"seed": 7, "default": {"error_5xx": 0.2, "drop": 0.15, "rate_limit_429": 0.15}}),
     )
     .await;
     let n = sf
@@ -193,16 +193,18 @@ async fn server_errors_and_dropped_connections_are_retried() {
             .sum::<u64>()
     };
     assert!(
-        count("503") + count("network") > 0,
+        count("503") > 0 && count("network") > 0,
         "no faults happened: {snapshot:?}"
     );
+    // Salesforce throttles with 403 REQUEST_LIMIT_EXCEEDED (concurrency): retried too.
+    assert!(count("403") > 0, "{snapshot:?}");
     // The sandbox saw the same failures.
     let seen = sb.sf_get("calls").await;
     let failures: u64 = ["sf.query", "sf.query_more"]
         .iter()
-        .flat_map(|e| ["503", "dropped"].map(|s| seen[e][s].as_u64().unwrap_or(0)))
+        .flat_map(|e| ["503", "dropped", "403"].map(|s| seen[e][s].as_u64().unwrap_or(0)))
         .sum();
-    assert_eq!(failures, count("503") + count("network"));
+    assert_eq!(failures, count("503") + count("network") + count("403"));
 }
 
 #[tokio::test]

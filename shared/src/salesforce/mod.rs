@@ -9,7 +9,6 @@ mod auth;
 mod records;
 pub mod soql;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -827,23 +826,6 @@ fn flatten<'a>(
     pages
         .map_ok(|p| stream::iter(p.records.into_iter().map(Ok)))
         .try_flatten()
-}
-
-/// Counts of outcomes by disposition, for run summaries.
-pub fn summarize(outcomes: &[WriteOutcome]) -> HashMap<&'static str, usize> {
-    let mut m = HashMap::new();
-    for o in outcomes {
-        let k = match &o.result {
-            Ok(()) => "written",
-            Err(e) => match e.disposition() {
-                Disposition::Retry { .. } => "retry",
-                Disposition::Review { .. } => "review",
-                Disposition::GiveUp { .. } => "give_up",
-            },
-        };
-        *m.entry(k).or_default() += 1;
-    }
-    m
 }
 
 #[cfg(test)]
