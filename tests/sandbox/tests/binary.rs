@@ -77,7 +77,8 @@ async fn prints_loopback_urls_serves_the_scenario_and_exits_0_on_sigterm() {
         .status()
         .unwrap();
     assert!(killed.success());
-    assert!(child.wait().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test]
