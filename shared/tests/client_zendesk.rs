@@ -170,7 +170,7 @@ async fn a_storm_that_outlasts_the_retries_is_a_retry_later_error() {
 }
 
 #[tokio::test]
-async fn the_account_rate_limit_is_read_from_the_headers() {
+async fn the_account_rate_limit_429s_are_waited_out() {
     let sb = Sandbox::start(json!({"zendesk": {"organizations": organizations(5)}})).await;
     let calls = CallLog::new();
     let zd = sb.zendesk(roomy_budget(), calls.clone()).await.unwrap();
@@ -184,6 +184,8 @@ async fn the_account_rate_limit_is_read_from_the_headers() {
         zd.show(org(1001)).await.unwrap();
     }
     assert_eq!(calls.count(System::Zendesk, "zd.org_show", Some("200")), 40);
+    // The real limiter answered 429 with Retry-After at each window's end; each was sat out.
+    assert!(calls.count(System::Zendesk, "zd.org_show", Some("429")) >= 1);
 }
 
 #[tokio::test]
