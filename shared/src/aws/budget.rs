@@ -70,6 +70,22 @@ struct BucketState {
     updated_ms: i64,
 }
 
+impl BucketState {
+    /// The state as of `now_ms` (a bucket never written starts full), and its tokens after
+    /// refilling by the elapsed time, capped at the capacity. A clock behind the last writer's
+    /// refills nothing rather than going back in time.
+    fn refilled(state: Option<BucketState>, config: &BucketConfig, now_ms: i64) -> (Self, i64) {
+        let cap = i64::from(config.capacity) * MILLI;
+        let state = state.unwrap_or(BucketState {
+            tokens_milli: cap,
+            updated_ms: now_ms,
+        });
+        let elapsed = (now_ms - state.updated_ms).max(0);
+        let refill = (elapsed as f64 * config.refill_per_sec) as i64; // ms × tokens/s = milli-tokens
+        (state, state.tokens_milli.saturating_add(refill).min(cap))
+    }
+}
+
 /// The pure step: refill by elapsed time, then take `n` or compute the wait. Returns the new
 /// state to write when granted.
 fn take_from(
@@ -78,41 +94,31 @@ fn take_from(
     config: &BucketConfig,
     now_ms: i64,
 ) -> (Take, Option<BucketState>) {
-    let cap = i64::from(config.capacity) * MILLI;
-    let state = state.unwrap_or(BucketState {
-        tokens_milli: cap,
-        updated_ms: now_ms,
-    });
-    // A clock behind the last writer's refills nothing rather than going back in time.
-    let elapsed = (now_ms - state.updated_ms).max(0);
-    let refill = (elapsed as f64 * config.refill_per_sec) as i64; // ms × tokens/s = milli-tokens
-    let tokens = (state.tokens_milli.saturating_add(refill)).min(cap);
+    let (state, tokens) = BucketState::refilled(state, config, now_ms);
     let want = i64::from(n) * MILLI;
-    // A bucket paused by a 429 carries an `updated_ms` in the future: nothing before that.
+    let refill_ms =
+        || (((want - tokens).max(0) as f64 / config.refill_per_sec).ceil() as u64).max(1);
+    // A bucket paused by a 429 (or written by a clock ahead of ours) carries an `updated_ms`
+    // in the future: nothing before that.
     if state.updated_ms > now_ms {
-        let refill_ms = ((want - tokens).max(0) as f64 / config.refill_per_sec).ceil() as u64;
         let pause = (state.updated_ms - now_ms) as u64;
         return (
             Take::Wait {
-                ms: pause + refill_ms.max(1),
+                ms: pause + refill_ms(),
             },
             None,
         );
     }
     if tokens >= want {
         let left = tokens - want;
-        (
-            Take::Granted {
-                remaining: (left / MILLI) as u32,
-            },
-            Some(BucketState {
-                tokens_milli: left,
-                updated_ms: state.updated_ms.max(now_ms),
-            }),
-        )
+        let next = BucketState {
+            tokens_milli: left,
+            updated_ms: now_ms,
+        };
+        let remaining = (left / MILLI) as u32;
+        (Take::Granted { remaining }, Some(next))
     } else {
-        let ms = ((want - tokens) as f64 / config.refill_per_sec).ceil() as u64;
-        (Take::Wait { ms: ms.max(1) }, None)
+        (Take::Wait { ms: refill_ms() }, None)
     }
 }
 
@@ -125,14 +131,7 @@ fn restrict_state(
     resume_at_ms: Option<i64>,
     now_ms: i64,
 ) -> BucketState {
-    let cap = i64::from(config.capacity) * MILLI;
-    let state = state.unwrap_or(BucketState {
-        tokens_milli: cap,
-        updated_ms: now_ms,
-    });
-    let elapsed = (now_ms - state.updated_ms).max(0);
-    let refill = (elapsed as f64 * config.refill_per_sec) as i64;
-    let tokens = state.tokens_milli.saturating_add(refill).min(cap);
+    let (state, tokens) = BucketState::refilled(state, config, now_ms);
     BucketState {
         tokens_milli: tokens.min(i64::from(at_most) * MILLI),
         updated_ms: state

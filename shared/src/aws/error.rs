@@ -40,6 +40,7 @@ impl StoreError {
         )
     }
 
+    #[cfg(feature = "aws")]
     pub(crate) fn corrupt(store: &str, key: &str, detail: impl ToString) -> Self {
         StoreError::Corrupt {
             store: store.to_string(),

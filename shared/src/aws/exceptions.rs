@@ -375,7 +375,10 @@ mod dynamo_impl {
                 .ok_or_else(|| StoreError::corrupt(t, &key, "missing `finding`"))?;
             let status = req_s(item, "status", t, &key)?;
             Ok(ExceptionRow {
-                fingerprint: finding.fingerprint(),
+                // The stored key, not a recomputed one: a row stays addressable by its key
+                // even if the fingerprint recipe changes in a later version.
+                fingerprint: serde_json::from_value(serde_json::Value::String(key.clone()))
+                    .expect("a fingerprint is a string"),
                 evidence_hash: req_s(item, "evidence_hash", t, &key)?,
                 names: from_json(item, "names", t, &key)?.unwrap_or_default(),
                 status: ExceptionStatus::parse(&status)

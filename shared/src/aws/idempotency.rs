@@ -22,10 +22,6 @@ use sha2::{Digest, Sha256};
 
 use super::error::StoreError;
 
-/// How many times `begin` retries when a record looked expired but the write still lost
-/// (a concurrent writer got there first); Powertools uses the same bound.
-const MAX_INCONSISTENT_RETRIES: usize = 2;
-
 /// The record key: the function name and a hash of the message's idempotent part.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IdempotencyKey(String);
@@ -63,7 +59,7 @@ impl RecordStatus {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "INPROGRESS" => Some(RecordStatus::InProgress),
             "COMPLETED" => Some(RecordStatus::Completed),
@@ -222,11 +218,14 @@ impl IdempotencyStore for MemoryIdempotency {
         deadline_ms: i64,
     ) -> Result<Begin, StoreError> {
         let mut records = self.records.lock().expect("idempotency lock");
-        if let Some(existing) = records.get(key)
-            && !existing.may_be_replaced(now_ms)
+        // The write's condition first (a replaceable record is replaced whatever its payload),
+        // then, under one lock with no race possible, the existing record decides.
+        if let Some(found) = records
+            .get(key)
+            .filter(|existing| !existing.may_be_replaced(now_ms))
+            .and_then(|existing| judge_existing(existing, validation, now_ms))
         {
-            // Under one lock the record cannot look replaceable here, so judging decides.
-            return Ok(judge_existing(existing, validation, now_ms).unwrap_or(Begin::Started));
+            return Ok(found);
         }
         records.insert(
             key.clone(),
@@ -283,6 +282,10 @@ mod dynamo_impl {
     use super::*;
     use crate::aws::dynamo::{Item, SERVICE, n, opt_n, opt_s, req_n, req_s, s};
     use crate::aws::error::classify;
+
+    /// How many times `begin` retries when a record looked expired but the write still lost
+    /// (a concurrent writer got there first); Powertools uses the same bound.
+    const MAX_INCONSISTENT_RETRIES: usize = 2;
 
     /// Powertools' exact condition for writing an INPROGRESS record.
     const BEGIN_CONDITION: &str = "attribute_not_exists(#id) OR #expiry < :now OR \

@@ -21,6 +21,7 @@ pub mod mirror;
 pub mod names;
 pub mod queue;
 pub mod rate;
+pub mod runs;
 pub mod secrets;
 
 #[cfg(feature = "aws")]
@@ -36,4 +37,5 @@ pub use mirror::{MirroredOrg, OrgMirror, UpsertOutcome};
 pub use names::ResourceNames;
 pub use queue::{QueueMessage, ReceivedMessage, WorkQueue};
 pub use rate::SharedRateBudget;
+pub use runs::{RunRecord, RunStatus, RunStore};
 pub use secrets::{SecretSource, SecretString};

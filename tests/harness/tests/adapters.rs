@@ -15,6 +15,7 @@ use orglink_shared::aws::idempotency::{
 use orglink_shared::aws::links::{DecisionRecord, DynamoLinks, MemoryLinks, WrittenOrg};
 use orglink_shared::aws::mirror::{DynamoMirror, MemoryMirror};
 use orglink_shared::aws::queue::{MemoryQueue, SqsQueue};
+use orglink_shared::aws::runs::{DynamoRuns, MemoryRuns};
 use orglink_shared::aws::secrets::{SecretsManagerSecret, StaticSecret};
 use orglink_shared::aws::*;
 use orglink_shared::exceptions::{Evidence, ExceptionKind, Finding, Severity};
@@ -94,6 +95,16 @@ async fn idempotency_contract<S: IdempotencyStore>(store: Arc<S>) {
     // Expired (TTL passed but the item is still there): absent, and a new delivery starts.
     let later = (rec.expiration_s + 1) * 1000;
     assert_eq!(store.get(&key, later).await.unwrap(), None);
+    // An expired record is replaced whatever payload it had (the write's condition decides
+    // before any payload comparison).
+    assert_eq!(
+        store
+            .begin(&key, Some("h-other"), later, later + 30_000)
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+    store.abandon(&key).await.unwrap();
     assert_eq!(
         store
             .begin(&key, Some("h1"), later, later + 30_000)
@@ -763,6 +774,68 @@ both!(
     queue_contract,
     MemoryQueue::new(360, 5),
     |aws, names| SqsQueue::new(aws.sqs(), names.sync_queue_url, names.sync_dlq_url)
+);
+
+// ---------------------------------------------------------------- reconcile runs
+
+async fn runs_contract<S: RunStore>(store: Arc<S>) {
+    let day = 86_400_000;
+    assert!(store.start("run-1", "full", NOW).await.unwrap());
+    assert!(
+        !store.start("run-1", "full", NOW + 1).await.unwrap(),
+        "ids are unique"
+    );
+    store.checkpoint("run-1", "page-7").await.unwrap();
+    let run = store.get("run-1", NOW + 2).await.unwrap().unwrap();
+    assert_eq!(
+        (run.status, run.cursor.as_deref()),
+        (RunStatus::Running, Some("page-7"))
+    );
+    // An interrupted run is not the last complete one.
+    let summary = serde_json::json!({"accounts": 120, "exceptions": 3});
+    store
+        .finish("run-1", RunStatus::Incomplete, &summary, NOW + 3)
+        .await
+        .unwrap();
+    assert_eq!(store.last_complete("full").await.unwrap(), None);
+    assert!(store.start("run-2", "full", NOW + day).await.unwrap());
+    assert!(store.start("run-3", "full", NOW + 2 * day).await.unwrap());
+    let done = store
+        .finish("run-3", RunStatus::Complete, &summary, NOW + 2 * day + 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.summary.as_ref(), Some(&summary));
+    // run-2 started earlier and finishes later: it does not replace run-3 as the latest.
+    store
+        .finish("run-2", RunStatus::Complete, &summary, NOW + 2 * day + 9)
+        .await
+        .unwrap();
+    let latest = store.last_complete("full").await.unwrap().unwrap();
+    assert_eq!(
+        (latest.run_id.as_str(), latest.status),
+        ("run-3", RunStatus::Complete)
+    );
+    assert_eq!(store.last_complete("delta").await.unwrap(), None);
+    assert_eq!(
+        store
+            .finish("nope", RunStatus::Complete, &summary, 0)
+            .await
+            .unwrap(),
+        None
+    );
+    // Past retention a run is gone (even before TTL deletes it), and its id can be reused.
+    let expired = (run.expiration_s + 1) * 1000;
+    assert_eq!(store.get("run-1", expired).await.unwrap(), None);
+    assert!(store.start("run-1", "full", expired).await.unwrap());
+}
+
+both!(
+    runs_memory,
+    runs_dynamodb,
+    runs_contract,
+    MemoryRuns::default(),
+    |aws, names| DynamoRuns::new(aws.dynamodb(), names.runs_table)
 );
 
 // ---------------------------------------------------------------- secrets

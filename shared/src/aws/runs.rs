@@ -1,0 +1,314 @@
+//! Reconcile run state: one record per run (started, checkpoint cursor, finished with a
+//! summary), plus the last complete run of each kind, so auto-resolve and the mirror refresh
+//! can tell a complete full run from an interrupted one. Run records expire after a retention
+//! period (TTL, treated as absent once past); the "last complete" pointer never expires.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::StoreError;
+
+/// How long run records are kept.
+pub const RUN_RETENTION_SECS: i64 = 90 * 24 * 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Complete,
+    /// Stopped before the end (error, timeout, budget): its findings are partial.
+    Incomplete,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    /// What ran (`full`, `delta`, `backfill`...).
+    pub kind: String,
+    pub status: RunStatus,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    /// Where a resumable run stopped.
+    pub cursor: Option<String>,
+    /// The run summary (counts, metrics), as the caller shapes it.
+    pub summary: Option<serde_json::Value>,
+    /// Epoch seconds after which the record is gone.
+    pub expiration_s: i64,
+}
+
+impl RunRecord {
+    fn expired(&self, now_ms: i64) -> bool {
+        self.expiration_s < now_ms.div_euclid(1000)
+    }
+}
+
+pub trait RunStore: Send + Sync {
+    /// Records a new run; `false` if a run with this id exists already.
+    fn start(
+        &self,
+        run_id: &str,
+        kind: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Saves where a running run is.
+    fn checkpoint(
+        &self,
+        run_id: &str,
+        cursor: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Ends a run; a complete one becomes its kind's last complete run.
+    fn finish(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        summary: &serde_json::Value,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<RunRecord>, StoreError>> + Send;
+
+    fn get(
+        &self,
+        run_id: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<RunRecord>, StoreError>> + Send;
+
+    fn last_complete(
+        &self,
+        kind: &str,
+    ) -> impl Future<Output = Result<Option<RunRecord>, StoreError>> + Send;
+}
+
+fn new_run(run_id: &str, kind: &str, now_ms: i64) -> RunRecord {
+    RunRecord {
+        run_id: run_id.to_string(),
+        kind: kind.to_string(),
+        status: RunStatus::Running,
+        started_at_ms: now_ms,
+        finished_at_ms: None,
+        cursor: None,
+        summary: None,
+        expiration_s: now_ms.div_euclid(1000) + RUN_RETENTION_SECS,
+    }
+}
+
+fn latest_key(kind: &str) -> String {
+    format!("latest-complete#{kind}")
+}
+
+/// The in-memory twin.
+#[derive(Debug, Default)]
+pub struct MemoryRuns {
+    runs: Mutex<HashMap<String, RunRecord>>,
+}
+
+impl RunStore for MemoryRuns {
+    async fn start(&self, run_id: &str, kind: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let mut runs = self.runs.lock().expect("runs lock");
+        if runs.get(run_id).is_some_and(|r| !r.expired(now_ms)) {
+            return Ok(false);
+        }
+        runs.insert(run_id.to_string(), new_run(run_id, kind, now_ms));
+        Ok(true)
+    }
+
+    async fn checkpoint(&self, run_id: &str, cursor: &str) -> Result<(), StoreError> {
+        if let Some(r) = self.runs.lock().expect("runs lock").get_mut(run_id) {
+            r.cursor = Some(cursor.to_string());
+        }
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        summary: &serde_json::Value,
+        now_ms: i64,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        let mut runs = self.runs.lock().expect("runs lock");
+        let Some(run) = runs.get_mut(run_id) else {
+            return Ok(None);
+        };
+        run.status = status;
+        run.finished_at_ms = Some(now_ms);
+        run.summary = Some(summary.clone());
+        let run = run.clone();
+        let key = latest_key(&run.kind);
+        // Only a later run replaces the pointer (two runs finishing out of order).
+        if status == RunStatus::Complete
+            && runs
+                .get(&key)
+                .is_none_or(|latest| latest.started_at_ms <= run.started_at_ms)
+        {
+            runs.insert(key, run.clone());
+        }
+        Ok(Some(run))
+    }
+
+    async fn get(&self, run_id: &str, now_ms: i64) -> Result<Option<RunRecord>, StoreError> {
+        let runs = self.runs.lock().expect("runs lock");
+        Ok(runs.get(run_id).filter(|r| !r.expired(now_ms)).cloned())
+    }
+
+    async fn last_complete(&self, kind: &str) -> Result<Option<RunRecord>, StoreError> {
+        Ok(self
+            .runs
+            .lock()
+            .expect("runs lock")
+            .get(&latest_key(kind))
+            .cloned())
+    }
+}
+
+#[cfg(feature = "aws")]
+pub use self::dynamo_impl::DynamoRuns;
+
+#[cfg(feature = "aws")]
+mod dynamo_impl {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+    use aws_sdk_dynamodb::types::ReturnValue;
+
+    use super::*;
+    use crate::aws::dynamo::{Item, SERVICE, from_json, json, n, s};
+    use crate::aws::error::classify;
+
+    /// Runs in the `{prefix}-runs` table (PK `run_id`, TTL `expiration`). The whole record is
+    /// one JSON attribute beside the key and the TTL: nothing queries inside it.
+    #[derive(Debug, Clone)]
+    pub struct DynamoRuns {
+        client: Client,
+        table: String,
+    }
+
+    impl DynamoRuns {
+        pub fn new(client: Client, table: impl Into<String>) -> Self {
+            DynamoRuns {
+                client,
+                table: table.into(),
+            }
+        }
+
+        fn item(key: &str, run: &RunRecord, ttl: bool) -> Item {
+            let mut item = Item::from([("run_id".into(), s(key)), ("run".into(), json(run))]);
+            if ttl {
+                item.insert("expiration".into(), n(run.expiration_s));
+            }
+            item
+        }
+
+        async fn read(&self, key: &str) -> Result<Option<RunRecord>, StoreError> {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("run_id", s(key))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            match out.item() {
+                None => Ok(None),
+                Some(item) => from_json(item, "run", &self.table, key),
+            }
+        }
+    }
+
+    impl RunStore for DynamoRuns {
+        async fn start(&self, run_id: &str, kind: &str, now_ms: i64) -> Result<bool, StoreError> {
+            let run = new_run(run_id, kind, now_ms);
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(Self::item(run_id, &run, true)))
+                // An expired record still present (TTL is lazy) counts as absent.
+                .condition_expression("attribute_not_exists(run_id) OR expiration < :now")
+                .expression_attribute_values(":now", n(now_ms.div_euclid(1000)))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(true),
+                Err(err) => match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                    _ => Err(classify(SERVICE, err)),
+                },
+            }
+        }
+
+        async fn checkpoint(&self, run_id: &str, cursor: &str) -> Result<(), StoreError> {
+            let Some(mut run) = self.read(run_id).await? else {
+                return Ok(());
+            };
+            run.cursor = Some(cursor.to_string());
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(Self::item(run_id, &run, true)))
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            Ok(())
+        }
+
+        async fn finish(
+            &self,
+            run_id: &str,
+            status: RunStatus,
+            summary: &serde_json::Value,
+            now_ms: i64,
+        ) -> Result<Option<RunRecord>, StoreError> {
+            let Some(mut run) = self.read(run_id).await? else {
+                return Ok(None);
+            };
+            run.status = status;
+            run.finished_at_ms = Some(now_ms);
+            run.summary = Some(summary.clone());
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(Self::item(run_id, &run, true)))
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            if status == RunStatus::Complete {
+                // Only a later run replaces the pointer (two runs finishing out of order).
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("run_id", s(latest_key(&run.kind)))
+                    .update_expression("SET #r = :run, started_at = :started")
+                    .expression_attribute_names("#r", "run")
+                    .condition_expression(
+                        "attribute_not_exists(started_at) OR started_at <= :started",
+                    )
+                    .expression_attribute_values(":run", json(&run))
+                    .expression_attribute_values(":started", n(run.started_at_ms))
+                    .return_values(ReturnValue::None)
+                    .send()
+                    .await;
+                if let Err(err) = result {
+                    match err.as_service_error() {
+                        Some(UpdateItemError::ConditionalCheckFailedException(_)) => {}
+                        _ => return Err(classify(SERVICE, err)),
+                    }
+                }
+            }
+            Ok(Some(run))
+        }
+
+        async fn get(&self, run_id: &str, now_ms: i64) -> Result<Option<RunRecord>, StoreError> {
+            Ok(self.read(run_id).await?.filter(|r| !r.expired(now_ms)))
+        }
+
+        async fn last_complete(&self, kind: &str) -> Result<Option<RunRecord>, StoreError> {
+            self.read(&latest_key(kind)).await
+        }
+    }
+}
