@@ -5,6 +5,7 @@
 //! Each API is served on its own loopback port with an admin API under `/_sandbox/`.
 
 pub mod faults;
+pub mod generate;
 pub mod salesforce;
 pub mod scenario;
 pub mod zendesk;

@@ -35,6 +35,8 @@ struct Cli {
     serve: ServeArgs,
 }
 
+// Parsed once at start: the size of the serve variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve both simulators (the default).
