@@ -66,10 +66,11 @@ impl Moto {
             .port();
         let log =
             std::env::temp_dir().join(format!("orglink-moto-{}-{port}.log", std::process::id()));
-        // The wrapper shell exits when moto does, and kills moto when our end of its stdin
-        // closes — so a test process that panics or is killed never leaves moto running.
+        // The wrapper shell exits when moto does, and kills moto (and removes its log) when our
+        // end of its stdin closes — so a test process that panics or is killed, or a shared
+        // server that is never dropped, leaves nothing running behind.
         // (An asynchronous list's stdin is /dev/null unless redirected, hence fd 3.)
-        let script = r#"exec 3<&0; trap '' INT; "$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 </dev/null & m=$!; (read _ <&3; kill $m 2>/dev/null) & wait $m"#;
+        let script = r#"exec 3<&0; trap '' INT; "$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 </dev/null & m=$!; (read _ <&3; kill $m 2>/dev/null; rm -f "$2") & wait $m"#;
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(script)
