@@ -16,4 +16,5 @@ pub mod reconcile;
 pub mod resolution;
 pub mod salesforce;
 pub mod signature;
+pub mod sync_request;
 pub mod zendesk;
