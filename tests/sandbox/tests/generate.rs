@@ -687,6 +687,18 @@ async fn the_scenario_loads_into_both_simulators() {
     assert_eq!(all["totalSize"], w.truth.counts.accounts);
     let live = soql("query", "SELECT COUNT() FROM Account".into()).await;
     assert_eq!(live["totalSize"], w.truth.counts.accounts - deleted);
+    let losers = w
+        .truth
+        .accounts
+        .iter()
+        .filter(|a| a.role == "merge_loser")
+        .count();
+    let merged = soql(
+        "queryAll",
+        "SELECT COUNT() FROM Account WHERE MasterRecordId != null".into(),
+    )
+    .await;
+    assert_eq!(merged["totalSize"], losers);
     let opps = soql("query", "SELECT COUNT() FROM Opportunity".into()).await;
     assert_eq!(opps["totalSize"], w.truth.counts.opportunities);
     let linked = w
@@ -765,6 +777,35 @@ async fn the_scenario_loads_into_both_simulators() {
         .to_string();
     let (status, _) = get(format!("/api/v2/organizations/{stored}.json")).await;
     assert_eq!(status, 404);
+    // A misattribution is visible as orglink will read it: the tickets are on the org, and
+    // their requester's memberships do not include it.
+    let drift = &w.truth.ticket_attribution[0];
+    let (status, on_org) = get(format!(
+        "/api/v2/organizations/{}/tickets.json?page[size]=100",
+        drift.org
+    ))
+    .await;
+    assert_eq!(status, 200);
+    let on_org: BTreeSet<u64> = on_org["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id_of)
+        .collect();
+    assert!(drift.tickets.iter().all(|t| on_org.contains(t)));
+    let (status, memberships) = get(format!(
+        "/api/v2/users/{}/organization_memberships.json",
+        drift.requesters[0]
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        memberships["organization_memberships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["organization_id"].as_u64() != Some(drift.org))
+    );
     // An org keyed with the 15-character id is found by that key.
     let legacy = w
         .truth
