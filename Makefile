@@ -9,10 +9,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: test fmt-check clippy unit python-tests demo bench venv clean-venv
+.PHONY: test fmt-check clippy unit python-tests demo bench venv clean-venv infra-check lambda-check build
 
-## test: formatting, lints, every Rust test in the workspace, then the Python-driven suites.
-test: fmt-check clippy unit python-tests
+## test: formatting, lints, every Rust test in the workspace, then the Python-driven suites,
+## and the SAM template's checks.
+test: fmt-check clippy unit python-tests infra-check
 
 fmt-check:
 	$(CARGO) fmt --all --check
@@ -54,3 +55,25 @@ bench:
 
 clean-venv:
 	rm -rf $(VENV)
+
+## infra-check: cfn-lint on the SAM template, its expansion by aws-sam-translator (plus the
+## least-privilege IAM, queue-timeout and code-agreement checks of infra/check_template.py)
+## linted again, and checkov on both with zero failed checks (skips are inline, with reasons).
+INFRA_OUT := target/infra
+infra-check: venv
+	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(PY) infra/check_template.py --out $(INFRA_OUT)/template.expanded.json
+	$(VENV)/bin/cfn-lint $(INFRA_OUT)/template.expanded.json
+	$(VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+		-f infra/template.yaml -f $(INFRA_OUT)/template.expanded.json
+
+## lambda-check: the three functions build for Lambda with cargo-lambda (debug; ARCH=arm64 by
+## default, as deployed; infra/lambda-build.sh says which compiler provides the aarch64 std).
+ARCH ?= arm64
+lambda-check: venv
+	infra/lambda-build.sh debug $(ARCH)
+
+## build: release zips target/lambda/<function>/bootstrap.zip (ARCH=arm64|x86_64). `sam build`
+## (infra/samconfig.toml) builds its own; these are for sizes and direct uploads.
+build: venv
+	infra/lambda-build.sh release $(ARCH)

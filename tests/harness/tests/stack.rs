@@ -261,11 +261,24 @@ async fn the_secret_exists_and_outputs_name_everything() {
             .unwrap()
             .starts_with(&stack.parameters["Prefix"])
     );
-    // Every output of the template resolved (none refers to a resource the stack skipped).
+    // Every output of the template resolved, except those about a resource the local stack
+    // does not create (a function, its URL): those must name a skipped resource.
     let template = Template::project().unwrap();
-    assert_eq!(
-        stack.outputs.keys().collect::<Vec<_>>(),
-        template.outputs().keys().collect::<Vec<_>>()
+    let mut unresolved = Vec::new();
+    for (name, expr) in template.outputs() {
+        if stack.outputs.contains_key(&name) {
+            continue;
+        }
+        let text = serde_yaml::to_string(&expr).unwrap();
+        assert!(
+            stack.skipped.keys().any(|id| text.contains(id.as_str())),
+            "output {name} did not resolve and names no skipped resource: {text}"
+        );
+        unresolved.push(name);
+    }
+    assert!(
+        unresolved.len() < template.outputs().len() / 2,
+        "most outputs are local resources: {unresolved:?}"
     );
 }
 
