@@ -11,9 +11,9 @@ PIP := $(VENV)/bin/pip
 
 .PHONY: test fmt-check clippy unit python-tests demo bench venv clean-venv infra-check lambda-check build
 
-## test: formatting, lints, every Rust test in the workspace, then the Python-driven suites,
-## and the SAM template's checks.
-test: fmt-check clippy unit python-tests infra-check
+## test: formatting, lints, the dependency checks (deny), every Rust test in the workspace, then
+## the Python-driven suites, and the SAM template's checks.
+test: fmt-check clippy deny unit python-tests infra-check
 
 fmt-check:
 	$(CARGO) fmt --all --check
@@ -77,3 +77,75 @@ lambda-check: venv
 ## (infra/samconfig.toml) builds its own; these are for sizes and direct uploads.
 build: venv
 	infra/lambda-build.sh release $(ARCH)
+
+# ---------------------------------------------------------------------------------------------
+# Fuzzing and dependency checks (docs/reliability.md, docs/security.md). Tools are built from
+# crates.io into .tools, pinned.
+TOOLS := .tools
+CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
+CARGO_DENY := $(TOOLS)/bin/cargo-deny
+HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_TARGETS := domain_normalizer account_id intake_signature intake_batch soql_literal zendesk_webhook
+# cargo-fuzz passes nightly-only flags (-Cpasses=sancov-module...); RUSTC_BOOTSTRAP lets the
+# stable compiler take them. `-s none`: orglink's code is safe Rust, so the properties and
+# panics are what a run checks (overflow checks and debug assertions stay on).
+FUZZ := PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
+FUZZ_FEATURES := --sanitizer none --features sandbox,intake
+FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_RUNS ?= 5000000
+
+.PHONY: fuzz-smoke fuzz-long deny
+
+$(CARGO_FUZZ):
+	$(CARGO) install --quiet --root $(TOOLS) cargo-fuzz --version 0.13.2 --locked
+
+$(CARGO_DENY):
+	$(CARGO) install --quiet --root $(TOOLS) cargo-deny --version 0.20.2 --locked
+
+## fuzz-smoke: every fuzz target for FUZZ_SMOKE_SECONDS from its seeds (a debug build; new
+## inputs go to target/fuzz-smoke, never into the committed seeds).
+fuzz-smoke: $(CARGO_FUZZ)
+	$(FUZZ) build --dev $(FUZZ_FEATURES)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p target/fuzz-smoke/$$t; \
+		seeds=""; if [ -d fuzz/seeds/$$t ]; then seeds=fuzz/seeds/$$t; fi; \
+		echo "fuzz-smoke: $$t"; \
+		fuzz/target/$(HOST)/debug/$$t target/fuzz-smoke/$$t $$seeds \
+			-max_total_time=$(FUZZ_SMOKE_SECONDS) -artifact_prefix=target/fuzz-smoke/$$t- \
+			> target/fuzz-smoke/$$t.log 2>&1 \
+			|| { tail -n 40 target/fuzz-smoke/$$t.log; echo "fuzz-smoke: $$t failed; the input is in target/fuzz-smoke/$$t-*"; exit 1; }; \
+		grep -E '^Done [0-9]+ runs' target/fuzz-smoke/$$t.log; \
+	done
+
+## fuzz-long: the long runs recorded in docs/reliability.md (FUZZ_RUNS executions per target,
+## one target at a time, release build, corpus kept in fuzz/corpus).
+fuzz-long: $(CARGO_FUZZ)
+	$(FUZZ) build $(FUZZ_FEATURES)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t; \
+		seeds=""; if [ -d fuzz/seeds/$$t ]; then seeds=fuzz/seeds/$$t; fi; \
+		/usr/bin/time -f "$$t: %e s" fuzz/target/$(HOST)/release/$$t fuzz/corpus/$$t $$seeds \
+			-runs=$(FUZZ_RUNS) -print_final_stats=1 -artifact_prefix=fuzz/artifacts/$$t- 2>&1 \
+			| grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)|: [0-9.]+ s$$|panicked|SUMMARY'; \
+	done
+
+## deny: cargo-deny offline: advisories (the committed RustSec snapshot), licences, bans,
+## sources (deny.toml; docs/security.md says how to refresh the snapshot).
+ADVISORY_DB_COMMIT := bf5c0d245a92671908518d7e765914d437954ed6
+ADVISORY_DB_DATE := 2026-08-21T08:28:40+02:00
+# cargo-deny's directory for the db-urls entry in deny.toml.
+ADVISORY_DB := $(TOOLS)/advisory-dbs/advisory-db-3157b0e258782691
+
+$(ADVISORY_DB)/.git/orglink-snapshot: deny/advisory-db.tar.xz
+	rm -rf $(ADVISORY_DB) && mkdir -p $(ADVISORY_DB)
+	tar -xJf $< -C $(ADVISORY_DB)
+	@# cargo-deny dates the database by its git HEAD, so it becomes a one-commit repository.
+	git -C $(ADVISORY_DB) init -q
+	git -C $(ADVISORY_DB) add -A
+	GIT_AUTHOR_DATE=$(ADVISORY_DB_DATE) GIT_COMMITTER_DATE=$(ADVISORY_DB_DATE) \
+		git -C $(ADVISORY_DB) -c user.name=orglink -c user.email=orglink@localhost \
+		-c commit.gpgsign=false commit -q -m "RustSec advisory-db $(ADVISORY_DB_COMMIT)"
+	touch $@
+
+deny: $(CARGO_DENY) $(ADVISORY_DB)/.git/orglink-snapshot
+	$(CARGO_DENY) --offline check
