@@ -155,6 +155,33 @@ def visibility_problems(template: dict) -> list[str]:
     return problems
 
 
+WORKER_SETTINGS_RS = ROOT / "functions" / "sync-worker" / "src" / "settings.rs"
+
+
+def requeue_problems(template: dict) -> list[str]:
+    """The worker re-sends a message that must be retried once it has been received
+    `requeue_at_receive_count` times, so that retries never reach the queue's maxReceiveCount
+    (the DLQ is for crashes and poison only): that count must stay below MaxReceiveCount."""
+    problems = []
+    if not WORKER_SETTINGS_RS.exists():
+        print(f"infra check: {WORKER_SETTINGS_RS} does not exist yet; requeue rule not checked")
+        return []
+    found = re.search(r"requeue_at_receive_count: (\d+),", WORKER_SETTINGS_RS.read_text())
+    if not found:
+        return [f"{WORKER_SETTINGS_RS}: the default requeue_at_receive_count was not found"]
+    base = defaults(template)
+    for where, overrides in {"defaults": {}, **samconfig_overrides()}.items():
+        values = {**base, **overrides}
+        settings = json.loads(values.get("WorkerSettings") or "{}")
+        requeue = int(settings.get("requeue_at_receive_count", found.group(1)))
+        if requeue >= int(values["MaxReceiveCount"]):
+            problems.append(
+                f"{where}: the worker's requeue_at_receive_count {requeue} is not below "
+                f"MaxReceiveCount {values['MaxReceiveCount']}"
+            )
+    return problems
+
+
 def agreement_problems(template: dict) -> list[str]:
     """The functions' Binary names are [[bin]] targets in the workspace, and every variable
     ResourceNames::from_env reads is set for every function."""
@@ -194,7 +221,12 @@ def main() -> int:
     expanded = expand(template)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(expanded, indent=1, sort_keys=True))
-    problems = iam_problems(expanded) + visibility_problems(template) + agreement_problems(template)
+    problems = (
+        iam_problems(expanded)
+        + visibility_problems(template)
+        + requeue_problems(template)
+        + agreement_problems(template)
+    )
     for p in problems:
         print(f"infra check: {p}", file=sys.stderr)
     kinds: dict[str, int] = {}

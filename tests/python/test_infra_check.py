@@ -27,6 +27,7 @@ def test_the_project_template_passes_every_rule(template, expanded):
     assert check.iam_problems(expanded) == []
     assert check.visibility_problems(template) == []
     assert check.agreement_problems(template) == []
+    assert check.requeue_problems(template) == []
 
 
 def test_the_expansion_has_what_the_issue_asks_for(expanded):
@@ -93,6 +94,16 @@ def test_visibility_rule_needs_six_times_the_worker_timeout(template):
     tpl["Parameters"]["WorkerTimeoutSeconds"]["Default"] = 61  # 6 x 61 = 366 > 360
     assert any("QueueVisibilityTimeoutSeconds 360 < 6 x WorkerTimeoutSeconds 61" in p
                for p in check.visibility_problems(tpl))
+
+
+@pytest.mark.skipif(not check.WORKER_SETTINGS_RS.exists(), reason="the sync worker's settings are not written yet")
+def test_requeue_rule_keeps_worker_retries_out_of_the_dlq(template):
+    assert check.requeue_problems(template) == []
+    tpl = copy.deepcopy(template)
+    tpl["Parameters"]["MaxReceiveCount"]["Default"] = 3
+    assert any("not below MaxReceiveCount 3" in p for p in check.requeue_problems(tpl))
+    tpl["Parameters"]["WorkerSettings"]["Default"] = '{"requeue_at_receive_count": 2}'
+    assert check.requeue_problems(tpl) == []
 
 
 def test_agreement_rule_catches_a_wrong_binary_and_a_missing_variable(template):
