@@ -4,6 +4,7 @@
 //! CLI decide through them, so the same rules hold on the live path, in reconcile and in backfill.
 
 pub mod aws;
+pub mod backfill;
 pub mod contract;
 pub mod credentials;
 pub mod domain;

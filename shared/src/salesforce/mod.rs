@@ -6,7 +6,7 @@
 //! discipline, failure classification and call counts are the same as Zendesk's.
 
 mod auth;
-mod records;
+pub(crate) mod records;
 pub mod soql;
 
 use std::sync::{Arc, Mutex};
@@ -583,6 +583,31 @@ impl SalesforceClient {
         let mut select = Select::new("Account", fields);
         if let Some(f) = filter {
             select = select.filter(f);
+        }
+        let soql = select.build();
+        stream::once(async move { soql.map_err(SalesforceError::from) })
+            .map_ok(move |soql| self.query_pages(soql, include_deleted))
+            .try_flatten()
+            .and_then(move |page| async move { self.with_opportunities(page.records).await })
+    }
+
+    /// Like [`Self::accounts`], in `Id` order and only ids after `after`: a long stream can stop
+    /// and resume (`Id > last seen`) in another process without a query locator.
+    pub fn accounts_after(
+        &self,
+        after: Option<&AccountId>,
+        filter: Option<Cond>,
+        include_deleted: bool,
+    ) -> impl Stream<Item = Result<Vec<Account>, SalesforceError>> + Send + '_ {
+        let fields = records::account_fields(&self.inner.config.link_fields);
+        let conds: Vec<Cond> = after
+            .map(|a| Cond::cmp("Id", soql::Op::Gt, a.as_str()))
+            .into_iter()
+            .chain(filter)
+            .collect();
+        let mut select = Select::new("Account", fields).order_by("Id", false);
+        if !conds.is_empty() {
+            select = select.filter(Cond::and(conds));
         }
         let soql = select.build();
         stream::once(async move { soql.map_err(SalesforceError::from) })
