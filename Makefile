@@ -73,8 +73,9 @@ ARCH ?= arm64
 lambda-check: venv
 	infra/lambda-build.sh debug $(ARCH)
 
-## build: release zips target/lambda/<function>/bootstrap.zip (ARCH=arm64|x86_64). `sam build`
-## (infra/samconfig.toml) builds its own; these are for sizes and direct uploads.
+## build: release zips <target dir>/lambda/<function>/bootstrap.zip (ARCH=arm64|x86_64; the
+## script prints each path and size). `sam build` (infra/samconfig.toml) builds its own; these
+## are for sizes and direct uploads.
 build: venv
 	infra/lambda-build.sh release $(ARCH)
 

@@ -76,7 +76,7 @@ if [[ $profile == release ]]; then
 	dir=${CARGO_TARGET_DIR:-target}/lambda
 	for bin in intake sync-worker reconcile; do
 		zip=$dir/$bin/bootstrap.zip
-		printf 'lambda-build: %s %s: %s bytes zipped, %s bytes unzipped\n' "$arch" "$bin" \
+		printf 'lambda-build: %s %s: %s: %s bytes zipped, %s bytes unzipped\n' "$arch" "$bin" "$zip" \
 			"$(stat -c %s "$zip")" \
 			"$(python3 -c 'import sys, zipfile; print(sum(i.file_size for i in zipfile.ZipFile(sys.argv[1]).infolist()))' "$zip")"
 	done
