@@ -21,20 +21,21 @@
 //! side and the org side see it: findings are deduplicated by their identity (kind, accounts,
 //! orgs, domain: what the fingerprint hashes), the account side's richer evidence kept.
 
+mod account;
 mod index;
+mod org_side;
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Domain;
-use crate::exceptions::{Action, Evidence, ExceptionKind, Finding, ReportKind, ReportLine};
+use crate::exceptions::{ExceptionKind, Finding, ReportKind, ReportLine};
 use crate::ids::{AccountId, OrgId};
 use crate::model::Organization;
-use crate::resolution::{Decision, KeyChange, ResolutionInput, Rule, StoredLink, resolve};
 
-use index::{FxBuild, FxMap, Key, OrgIndex, domain_key};
+use account::{Outputs, consistent_link, decide, quiet, settle_keyless_links};
+use index::{FxBuild, FxMap, OrgIndex};
 
 /// What the diff needs to know about one account. The caller computes it from the Account
 /// with the contract and the mapping (eligibility, the name orglink would use, the usable
@@ -104,6 +105,11 @@ pub struct DiffConfig {
     pub evidence_sample: usize,
     /// Take the consistent-account shortcut. Off only to check that it changes nothing.
     pub fast_path: bool,
+    /// Threads deciding accounts at `finish` (the outcome is the same for any number).
+    pub threads: usize,
+    /// About how many organizations will be fed in (last night's count, say), so the
+    /// indexes are sized once instead of growing; 0 when unknown. Only speed depends on it.
+    pub expected_orgs: usize,
 }
 
 impl Default for DiffConfig {
@@ -112,6 +118,8 @@ impl Default for DiffConfig {
             shared_domains: BTreeSet::new(),
             evidence_sample: 20,
             fast_path: true,
+            threads: 1,
+            expected_orgs: 0,
         }
     }
 }
@@ -172,6 +180,19 @@ pub struct DiffCounts {
     pub unseen_accounts: usize,
 }
 
+/// What the diff found besides the findings, when they are streamed
+/// ([`AccountDiff::finish_into`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiffSummary {
+    /// Informational lines (data fixes, churned customers, missing links), sorted.
+    pub report: Vec<ReportLine>,
+    /// Safe repairs to enqueue, sorted by account.
+    pub repairs: Vec<Repair>,
+    /// Accounts organizations are keyed to that were never fed in; their orgs were not judged.
+    pub unseen_accounts: Vec<AccountId>,
+    pub counts: DiffCounts,
+}
+
 /// What the diff found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiffOutcome {
@@ -196,8 +217,8 @@ pub struct DiffBuilder {
 impl DiffBuilder {
     pub fn new(config: DiffConfig) -> Self {
         Self {
+            index: OrgIndex::with_capacity(config.expected_orgs),
             config,
-            index: OrgIndex::default(),
         }
     }
 
@@ -209,7 +230,8 @@ impl DiffBuilder {
     }
 
     /// Ends the organization phase: accounts may be judged against every org from now on.
-    pub fn accounts(self) -> AccountDiff {
+    pub fn accounts(mut self) -> AccountDiff {
+        self.index.shrink_to_fit();
         let orgs = self.index.orgs.len();
         let counts = DiffCounts {
             orgs,
@@ -220,13 +242,10 @@ impl DiffBuilder {
             config: self.config,
             index: self.index,
             seen: HashSet::default(),
-            deferred: Vec::new(),
+            pending: Vec::new(),
             gone: Vec::new(),
             tickets: FxMap::default(),
-            out: Outputs {
-                claimed: vec![false; orgs],
-                ..Outputs::default()
-            },
+            claimed: vec![false; orgs],
             counts,
         }
     }
@@ -249,21 +268,15 @@ struct Misattributed {
     requesters: Vec<u64>,
 }
 
-/// Which side saw a finding; on a tie the account side's (richer) evidence is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Side {
-    Account,
-    Org,
+/// An active account decided at `finish`, with the org the shortcut found, if it applied.
+#[derive(Debug)]
+struct Pending {
+    facts: AccountFacts,
+    consistent: Option<u32>,
 }
 
-#[derive(Debug, Default)]
-struct Outputs {
-    findings: Vec<(Finding, Side)>,
-    report: Vec<ReportLine>,
-    repairs: Vec<Repair>,
-    /// Orgs an active account links to (or will, once its repair runs): not orphans.
-    claimed: Vec<bool>,
-}
+/// Accounts decided per thread per round: small enough to keep few findings in flight.
+const BLOCK: usize = 4096;
 
 /// Second phase: accounts (and tickets), then [`AccountDiff::finish`].
 #[derive(Debug)]
@@ -271,56 +284,15 @@ pub struct AccountDiff {
     config: DiffConfig,
     index: OrgIndex,
     seen: HashSet<AccountId, FxBuild>,
-    /// Active accounts whose decision needs `resolve`, which needs to know every merge first
-    /// (a merged-away account may come after its survivor).
-    deferred: Vec<AccountFacts>,
+    /// Active accounts with something to decide or say. They are decided at `finish`, once
+    /// every merge is known (a merged-away account may come after its survivor), in account
+    /// order, so findings stream out in an order that does not depend on the pages.
+    pending: Vec<Pending>,
     gone: Vec<GoneAccount>,
     tickets: FxMap<OrgId, Misattributed>,
-    out: Outputs,
+    /// Orgs an active account links to (or will, once its repair runs): not orphans.
+    claimed: Vec<bool>,
     counts: DiffCounts,
-}
-
-/// How the stored link compares with the org decided on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StoredState {
-    Same,
-    Empty,
-    Other,
-    Gone(OrgId),
-    Unreadable,
-}
-
-impl StoredState {
-    fn of(stored: &StoredLink, linked: Option<OrgId>) -> Self {
-        match stored {
-            StoredLink::None => StoredState::Empty,
-            StoredLink::Found(o) if Some(o.id) == linked => StoredState::Same,
-            StoredLink::Found(_) => StoredState::Other,
-            StoredLink::Gone(id) => StoredState::Gone(*id),
-            StoredLink::Unreadable(_) => StoredState::Unreadable,
-        }
-    }
-
-    fn reason(self) -> Option<RepairReason> {
-        match self {
-            StoredState::Same => None,
-            StoredState::Empty | StoredState::Other => Some(RepairReason::WriteBackLink),
-            StoredState::Gone(org) => Some(RepairReason::StoredOrgGone { org }),
-            StoredState::Unreadable => Some(RepairReason::StoredIdUnreadable),
-        }
-    }
-}
-
-/// Where the reviewed domain stands on a linked org.
-enum DomainGap {
-    /// Carried, or nothing to carry.
-    None,
-    /// Missing and free: orglink adds it.
-    Free,
-    /// Missing and on orgs keyed to other accounts (or systems).
-    OnOtherAccountsOrgs(Vec<u32>),
-    /// Missing and on keyless orgs: a person decides.
-    OnKeylessOrgs(Vec<u32>),
 }
 
 impl AccountDiff {
@@ -350,22 +322,19 @@ impl AccountDiff {
             });
             return;
         }
-        if self.config.fast_path
-            && let Some(org) = consistent_link(&self.index, &facts)
-        {
+        let consistent = if self.config.fast_path {
+            consistent_link(&self.index, &facts)
+        } else {
+            None
+        };
+        if let Some(org) = consistent {
             self.counts.fast_path += 1;
-            let gap = self.out.linked(
-                &self.index,
-                &facts,
-                org,
-                None,
-                StoredState::Same,
-                Rule::KeyMatch,
-            );
-            self.out.account_lines(&self.index, &facts, Some(org), gap);
-            return;
+            if quiet(&self.index, &facts, org) {
+                self.claimed[org as usize] = true;
+                return;
+            }
         }
-        self.deferred.push(facts);
+        self.pending.push(Pending { facts, consistent });
     }
 
     /// Ingests one page of ticket attributions.
@@ -398,8 +367,53 @@ impl AccountDiff {
         ids
     }
 
-    /// Decides every account still open and runs the org-side checks.
-    pub fn finish(mut self) -> DiffOutcome {
+    /// Decides every account still open, runs the org-side checks and returns everything,
+    /// findings sorted by kind, accounts, orgs and domain.
+    pub fn finish(self) -> DiffOutcome {
+        let mut findings = Vec::new();
+        let summary = self.finish_into(&mut |f| findings.push(f));
+        findings.sort_by(|a, b| {
+            (a.kind, &a.accounts, &a.orgs, &a.domain)
+                .cmp(&(b.kind, &b.accounts, &b.orgs, &b.domain))
+                .then_with(|| a.evidence.iter().cmp(b.evidence.iter()))
+        });
+        DiffOutcome {
+            findings,
+            report: summary.report,
+            repairs: summary.repairs,
+            unseen_accounts: summary.unseen_accounts,
+            counts: summary.counts,
+        }
+    }
+
+    /// Like [`AccountDiff::finish`], but hands each finding to `emit` as soon as it is made
+    /// instead of holding them all (a night with half a million findings would hold about a
+    /// gigabyte). They come in a fixed order: account-side findings by account, then orphaned
+    /// orgs, shared keys, shared domains and misattributed tickets.
+    pub fn finish_into(mut self, emit: &mut dyn FnMut(Finding)) -> DiffSummary {
+        let mut sink = Collected {
+            emit,
+            finding_counts: BTreeMap::new(),
+            report: Vec::new(),
+            repairs: Vec::new(),
+            keyless: Vec::new(),
+        };
+
+        let gone_ids: HashSet<&AccountId, FxBuild> = self.gone.iter().map(|g| &g.id).collect();
+        // Key slots of accounts decided here: their shared keys are `resolve`'s finding.
+        let mut decided_slots = Vec::with_capacity(self.index.keys.len());
+        let mut unseen_accounts = Vec::new();
+        for k in &self.index.keys {
+            let seen = self.seen.contains(&k.account);
+            if !seen {
+                unseen_accounts.push(k.account.clone());
+            }
+            decided_slots.push(seen && !gone_ids.contains(&k.account));
+        }
+        unseen_accounts.sort();
+        drop(gone_ids);
+        self.seen = HashSet::default();
+
         let mut merged: FxMap<AccountId, Vec<AccountId>> = FxMap::default();
         for g in &self.gone {
             if let Some(winner) = &g.merged_into {
@@ -410,637 +424,133 @@ impl AccountDiff {
             losers.sort();
         }
 
-        let mut deferred = std::mem::take(&mut self.deferred);
-        deferred.sort_by(|a, b| a.id.cmp(&b.id));
-        // Links that set the key of a keyless org wait until every account is decided: two
-        // accounts reaching for one keyless org is not safe for either.
-        let mut keyless_links: Vec<KeylessLink> = Vec::new();
-        for (i, facts) in deferred.iter().enumerate() {
-            let losers = merged.get(&facts.id).map(Vec::as_slice).unwrap_or(&[]);
-            let input = gather(&self.index, facts, losers);
-            let resolution = resolve(&input);
-            self.counts.resolved += 1;
-            match &resolution.decision {
-                Decision::Link { org, .. }
-                    if !facts.eligible
-                        && StoredState::of(&input.stored, Some(*org)) != StoredState::Same
-                        && !matches!(resolution.rule, Rule::KeyMatch | Rule::LegacyKeyMatch) =>
-                {
-                    // Not eligible: it never gets a new link, and holds none to this org.
-                    self.out
-                        .account_lines(&self.index, facts, None, DomainGap::None);
-                }
-                Decision::Link {
-                    org,
-                    key_change: Some(KeyChange::Set),
-                } => keyless_links.push(KeylessLink {
-                    account: i,
-                    org: self
-                        .index
-                        .org_idx(*org)
-                        .expect("candidates come from the index"),
-                    rule: resolution.rule,
-                    stored: StoredState::of(&input.stored, Some(*org)),
-                }),
-                Decision::Link { org, key_change } => {
-                    let idx = self
-                        .index
-                        .org_idx(*org)
-                        .expect("candidates come from the index");
-                    let gap = self.out.linked(
-                        &self.index,
-                        facts,
-                        idx,
-                        key_change.as_ref(),
-                        StoredState::of(&input.stored, Some(*org)),
-                        resolution.rule,
-                    );
-                    self.out.account_lines(&self.index, facts, Some(idx), gap);
-                }
-                Decision::Create { .. } => {
-                    if facts.eligible {
-                        let stored = StoredState::of(&input.stored, None);
-                        self.out.will_create(facts, stored, resolution.rule);
-                    }
-                    self.out
-                        .account_lines(&self.index, facts, None, DomainGap::None);
-                }
-                Decision::Exception { kind, .. } => {
-                    // An account that is not eligible never gets a new org, so only the
-                    // contradictions in links that already exist are its problems.
-                    let contradiction = matches!(
-                        kind,
-                        ExceptionKind::DuplicateExternalId
-                            | ExceptionKind::StoredLinkKeyDisagree
-                            | ExceptionKind::KeyConflict
-                    );
-                    if (facts.eligible || contradiction)
-                        && let Some(finding) = resolution.finding(&input)
-                    {
-                        self.out.findings.push((finding, Side::Account));
-                    }
-                    self.out
-                        .account_lines(&self.index, facts, None, DomainGap::None);
-                }
+        let pending = sorted_by_account(std::mem::take(&mut self.pending));
+        let threads = self.config.threads.max(1);
+        let no_losers: &[AccountId] = &[];
+        let decide_block = |index: &OrgIndex, start: usize, block: &[Pending]| {
+            let mut out = Outputs::default();
+            for (i, p) in block.iter().enumerate() {
+                let losers = merged.get(&p.facts.id).map_or(no_losers, Vec::as_slice);
+                decide(index, &p.facts, start + i, p.consistent, losers, &mut out);
+            }
+            out
+        };
+        for (round, accounts) in pending.chunks(BLOCK * threads).enumerate() {
+            let start = round * BLOCK * threads;
+            if threads == 1 {
+                let out = decide_block(&self.index, start, accounts);
+                sink.absorb(out, &mut self.claimed, &mut self.counts);
+                continue;
+            }
+            let index = &self.index;
+            let decide_block = &decide_block;
+            let per_thread = accounts.len().div_ceil(threads);
+            let outs: Vec<Outputs> = std::thread::scope(|s| {
+                let handles: Vec<_> = accounts
+                    .chunks(per_thread)
+                    .enumerate()
+                    .map(|(k, block)| {
+                        s.spawn(move || decide_block(index, start + k * per_thread, block))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("deciding accounts does not panic"))
+                    .collect()
+            });
+            for out in outs {
+                sink.absorb(out, &mut self.claimed, &mut self.counts);
             }
         }
-        self.settle_keyless_links(&deferred, keyless_links);
-        drop(deferred);
+        let accounts: Vec<AccountFacts> = pending.into_iter().map(|p| p.facts).collect();
+        let mut out = Outputs::default();
+        let keyless = std::mem::take(&mut sink.keyless);
+        settle_keyless_links(&self.index, &accounts, keyless, &mut out);
+        sink.absorb(out, &mut self.claimed, &mut self.counts);
+        drop(accounts);
 
-        self.orphaned_orgs();
-        self.shared_keys();
-        self.shared_domains();
-        self.misattributed_tickets();
+        let mut emit = |f: Finding| sink.emit(f);
+        self.gone.sort_by(|a, b| a.id.cmp(&b.id));
+        org_side::orphaned_orgs(&self.index, &self.gone, &self.claimed, &mut emit);
+        let decided = |account: &AccountId| {
+            self.index
+                .key_slot_of(account)
+                .is_some_and(|s| decided_slots[s as usize])
+        };
+        org_side::shared_keys(&self.index, &decided, &mut emit);
+        org_side::shared_domains(&self.index, &self.config, &mut emit);
+        let tickets = std::mem::take(&mut self.tickets);
+        org_side::misattributed_tickets(&self.index, tickets, &mut emit);
 
-        let unseen_accounts = self.accounts_to_look_up();
-        let Outputs {
-            mut findings,
+        let Collected {
+            finding_counts,
             mut report,
             mut repairs,
             ..
-        } = self.out;
-        findings.sort_by(|(a, sa), (b, sb)| {
-            same_problem(a, b)
-                .then(sa.cmp(sb))
-                .then_with(|| a.evidence.iter().cmp(b.evidence.iter()))
-        });
-        findings.dedup_by(|(b, _), (a, _)| same_problem(a, b) == Ordering::Equal);
-        let findings: Vec<Finding> = findings.into_iter().map(|(f, _)| f).collect();
+        } = sink;
         report.sort_by(|a, b| {
             (a.kind, &a.account, a.org, &a.detail).cmp(&(b.kind, &b.account, b.org, &b.detail))
         });
         repairs.sort_by(|a, b| a.account.cmp(&b.account));
-
         let mut counts = self.counts;
-        for f in &findings {
-            *counts.findings.entry(f.kind).or_default() += 1;
-        }
+        counts.findings = finding_counts;
         for r in &report {
             *counts.report.entry(r.kind).or_default() += 1;
         }
         counts.repairs = repairs.len();
         counts.unseen_accounts = unseen_accounts.len();
-        DiffOutcome {
-            findings,
+        DiffSummary {
             report,
             repairs,
             unseen_accounts,
             counts,
         }
     }
+}
 
-    /// Decides the links that set a keyless org's key. One claimant per org links; when
-    /// several reach for one org, the stored link outranks the domain match (resolution's own
-    /// order), and claimants of equal rank all become findings.
-    fn settle_keyless_links(&mut self, deferred: &[AccountFacts], mut links: Vec<KeylessLink>) {
-        let rank = |rule: Rule| u8::from(rule != Rule::StoredOrgKeyless);
-        links.sort_by_key(|l| (l.org, rank(l.rule), l.account));
-        for group in links.chunk_by(|a, b| a.org == b.org) {
-            let top = rank(group[0].rule);
-            let winners = group.iter().filter(|l| rank(l.rule) == top).count();
-            for (n, link) in group.iter().enumerate() {
-                let facts = &deferred[link.account];
-                if winners == 1 && n == 0 {
-                    let gap = self.out.linked(
-                        &self.index,
-                        facts,
-                        link.org,
-                        Some(&KeyChange::Set),
-                        link.stored,
-                        link.rule,
-                    );
-                    self.out
-                        .account_lines(&self.index, facts, Some(link.org), gap);
-                    continue;
-                }
-                let others = group
-                    .iter()
-                    .filter(|o| o.account != link.account)
-                    .map(|o| deferred[o.account].id.as_str());
-                let org = self.index.org(link.org).id;
-                let mut evidence = Evidence::new();
-                evidence
-                    .add("account", [facts.id.as_str()])
-                    .add("org", [org])
-                    .add("also_claimed_by", others)
-                    .add("rule", [link.rule]);
-                let finding = if link.rule == Rule::StoredOrgKeyless {
-                    Finding::new(ExceptionKind::KeyConflict, [facts.id.clone()], [org])
-                } else {
-                    Finding::new(ExceptionKind::DomainCollision, [facts.id.clone()], [org])
-                        .with_domain(facts.domain.clone())
-                };
-                let mut actions = vec![
-                    Action::LinkToOrg {
-                        account: facts.id.clone(),
-                        org,
-                    },
-                    Action::CreateNewOrg {
-                        account: facts.id.clone(),
-                    },
-                ];
-                if let (ExceptionKind::DomainCollision, Some(d)) = (finding.kind, &facts.domain) {
-                    actions.push(Action::TreatDomainAsShared { domain: d.clone() });
-                }
-                let finding = finding.with_evidence(evidence).with_actions(actions);
-                if facts.eligible || finding.kind == ExceptionKind::KeyConflict {
-                    self.out.findings.push((finding, Side::Account));
-                }
-                self.out
-                    .account_lines(&self.index, facts, None, DomainGap::None);
-            }
-        }
+/// Where decided accounts' outputs go, in account order.
+struct Collected<'e> {
+    emit: &'e mut dyn FnMut(Finding),
+    finding_counts: BTreeMap<ExceptionKind, usize>,
+    report: Vec<ReportLine>,
+    repairs: Vec<Repair>,
+    keyless: Vec<account::KeylessLink>,
+}
+
+impl Collected<'_> {
+    fn emit(&mut self, finding: Finding) {
+        *self.finding_counts.entry(finding.kind).or_default() += 1;
+        (self.emit)(finding);
     }
 
-    /// Orgs of deleted and merged-away accounts that no active account links to.
-    fn orphaned_orgs(&mut self) {
-        let mut gone = std::mem::take(&mut self.gone);
-        gone.sort_by(|a, b| a.id.cmp(&b.id));
-        for g in &gone {
-            let mut orgs: Vec<u32> = self.index.keyed_to(&g.id).collect();
-            if let Some(stored) = g.stored.and_then(|s| self.index.org_idx(s)) {
-                let key = self.index.org(stored).key;
-                if key == Key::None || self.index.key_account(stored) == Some(&g.id) {
-                    orgs.push(stored);
-                }
-            }
-            orgs.sort_unstable();
-            orgs.dedup();
-            for idx in orgs {
-                if self.out.claimed[idx as usize] {
-                    continue;
-                }
-                let org = self.index.org(idx).id;
-                let mut evidence = Evidence::new();
-                evidence
-                    .add("account", [g.id.as_str()])
-                    .add("org", [org])
-                    .add("org_name", [self.index.name(idx)]);
-                if let Some(key) = self.index.external_id(idx) {
-                    evidence.add("org_key", [key]);
-                }
-                if g.stored == Some(org) {
-                    evidence.add("stored_on_account", [true]);
-                }
-                let mut actions = Vec::new();
-                match &g.merged_into {
-                    Some(winner) => {
-                        evidence.add("account_merged_into", [winner.as_str()]);
-                        actions.push(Action::LinkToOrg {
-                            account: winner.clone(),
-                            org,
-                        });
-                    }
-                    None => {
-                        evidence.add("account_deleted", [true]);
-                    }
-                }
-                actions.push(Action::FixByHand);
-                let finding = Finding::new(ExceptionKind::OrphanedOrg, [g.id.clone()], [org])
-                    .with_evidence(evidence)
-                    .with_actions(actions);
-                self.out.findings.push((finding, Side::Org));
-            }
+    fn absorb(&mut self, out: Outputs, claimed: &mut [bool], counts: &mut DiffCounts) {
+        for f in out.findings {
+            self.emit(f);
         }
-    }
-
-    /// Org to org: several orgs carrying one account's key, whether or not any account holds
-    /// a link.
-    fn shared_keys(&mut self) {
-        for slot in 0..self.index.keys.len() as u32 {
-            let k = &self.index.keys[slot as usize];
-            if k.count < 2 {
-                continue;
-            }
-            let account = k.account.clone();
-            let mut orgs: Vec<OrgId> = self
-                .index
-                .keyed(slot)
-                .map(|i| self.index.org(i).id)
-                .collect();
-            orgs.sort();
-            let mut evidence = Evidence::new();
-            evidence
-                .add("account", [account.as_str()])
-                .add("keyed_orgs", orgs.iter())
-                .add("rule", [Rule::DuplicateKey]);
-            let mut actions: Vec<Action> = orgs
-                .iter()
-                .map(|&org| Action::LinkToOrg {
-                    account: account.clone(),
-                    org,
-                })
-                .collect();
-            actions.push(Action::FixByHand);
-            let finding = Finding::new(ExceptionKind::DuplicateExternalId, [account], orgs)
-                .with_evidence(evidence)
-                .with_actions(actions);
-            self.out.findings.push((finding, Side::Org));
+        self.report.extend(out.report);
+        self.repairs.extend(out.repairs);
+        self.keyless.extend(out.keyless);
+        for org in out.claimed {
+            claimed[org as usize] = true;
         }
-    }
-
-    /// Org to org: a domain on several orgs keyed to different accounts.
-    fn shared_domains(&mut self) {
-        for domain in 0..self.index.domain_count() as u32 {
-            if self.index.carrier_count(domain) < 2 {
-                continue;
-            }
-            let text = self.index.domain_str(domain);
-            if self.config.shared_domains.contains(text) {
-                continue;
-            }
-            let mut keyed: Vec<(AccountId, OrgId)> = Vec::new();
-            let mut keyless: Vec<OrgId> = Vec::new();
-            for idx in self.index.carriers(domain) {
-                let org = self.index.org(idx).id;
-                match self.index.key_account(idx) {
-                    Some(a) => keyed.push((a.clone(), org)),
-                    None => keyless.push(org),
-                }
-            }
-            let accounts: BTreeSet<&AccountId> = keyed.iter().map(|(a, _)| a).collect();
-            if accounts.len() < 2 {
-                continue;
-            }
-            let mut evidence = Evidence::new();
-            evidence
-                .add("domain", [text])
-                .add("domain_orgs", keyed.iter().map(|(_, o)| o))
-                .add("domain_org_keys", accounts.iter());
-            if !keyless.is_empty() {
-                evidence.add("keyless_domain_orgs", keyless.iter());
-            }
-            // The finding names the domain only when the org's entry is already in the form
-            // orglink uses (an entry like `www.acme.com` stays evidence only).
-            let domain = Domain::parse(text).ok().filter(|d| d.as_str() == text);
-            let mut actions = Vec::new();
-            if let Some(d) = &domain {
-                actions.push(Action::TreatDomainAsShared { domain: d.clone() });
-            }
-            actions.push(Action::FixByHand);
-            let finding = Finding::new(
-                ExceptionKind::DomainCollision,
-                keyed.iter().map(|(a, _)| a.clone()),
-                keyed.iter().map(|(_, o)| *o),
-            )
-            .with_domain(domain)
-            .with_evidence(evidence)
-            .with_actions(actions);
-            self.out.findings.push((finding, Side::Org));
-        }
-    }
-
-    /// One finding per org with tickets whose requester does not belong to it.
-    fn misattributed_tickets(&mut self) {
-        for (org, m) in std::mem::take(&mut self.tickets) {
-            let idx = self.index.org_idx(org);
-            let account = idx.and_then(|i| self.index.key_account(i)).cloned();
-            let mut evidence = Evidence::new();
-            evidence
-                .add("org", [org])
-                .add("misattributed_tickets", [m.count])
-                .add("tickets", m.tickets.iter())
-                .add("requesters", m.requesters.iter());
-            if let Some(i) = idx {
-                evidence.add("org_name", [self.index.name(i)]);
-            } else {
-                evidence.add("org_missing", [true]);
-            }
-            let finding = Finding::new(ExceptionKind::TicketAttributionDrift, account, [org])
-                .with_evidence(evidence)
-                .with_actions(vec![Action::FixByHand]);
-            self.out.findings.push((finding, Side::Org));
-        }
+        counts.resolved += out.resolved;
     }
 }
 
-struct KeylessLink {
-    /// Index into the sorted deferred accounts.
-    account: usize,
-    org: u32,
-    rule: Rule,
-    stored: StoredState,
-}
-
-impl Outputs {
-    /// An active account linked to `org`: claims it, and (for an eligible account) queues
-    /// what resolution and the mirror rules would change, or reports what they cannot.
-    fn linked(
-        &mut self,
-        index: &OrgIndex,
-        facts: &AccountFacts,
-        org: u32,
-        key_change: Option<&KeyChange>,
-        stored: StoredState,
-        rule: Rule,
-    ) -> DomainGap {
-        self.claimed[org as usize] = true;
-        let org_id = index.org(org).id;
-        if !facts.eligible {
-            self.report.push(ReportLine {
-                kind: ReportKind::ChurnedCustomer,
-                account: facts.id.clone(),
-                org: Some(org_id),
-                detail: "no longer eligible; the link is kept".into(),
-            });
-            return DomainGap::None;
-        }
-        let mut reasons: Vec<RepairReason> = stored.reason().into_iter().collect();
-        let missing = !reasons.is_empty() && stored != StoredState::Other;
-        reasons.extend(key_change.map(|k| match k {
-            KeyChange::Set => RepairReason::SetKey,
-            KeyChange::UpgradeLegacy => RepairReason::UpgradeLegacyKey,
-            KeyChange::FromMergedAccount { merged } => RepairReason::RelinkMergedOrg {
-                merged: merged.clone(),
-            },
-        }));
-        match name_check(index, facts, org) {
-            NameCheck::Matches => {}
-            NameCheck::Rename => reasons.push(RepairReason::RenameOrg),
-            NameCheck::Held(holders) => {
-                let mut evidence = Evidence::new();
-                evidence
-                    .add("account", [facts.id.as_str()])
-                    .add("org", [org_id])
-                    .add("org_name", [index.name(org)])
-                    .add("account_name", [facts.name.as_str()])
-                    .add("name_held_by", holders.iter().map(|&h| index.org(h).id));
-                let finding = Finding::new(ExceptionKind::NameDrift, [facts.id.clone()], [org_id])
-                    .with_evidence(evidence)
-                    .with_actions(vec![Action::FixByHand]);
-                self.findings.push((finding, Side::Account));
-            }
-        }
-        let gap = domain_gap(index, facts, org);
-        match &gap {
-            DomainGap::Free => reasons.push(RepairReason::AddDomain),
-            DomainGap::OnOtherAccountsOrgs(holders) => {
-                let mut evidence = Evidence::new();
-                evidence
-                    .add("account", [facts.id.as_str()])
-                    .add("linked_org", [org_id])
-                    .add("domain_orgs", holders.iter().map(|&h| index.org(h).id))
-                    .add(
-                        "domain_org_keys",
-                        holders.iter().filter_map(|&h| index.external_id(h)),
-                    );
-                let mut actions = Vec::new();
-                if let Some(d) = &facts.domain {
-                    actions.push(Action::TreatDomainAsShared { domain: d.clone() });
-                }
-                actions.push(Action::FixByHand);
-                let finding = Finding::new(
-                    ExceptionKind::DomainCollision,
-                    [facts.id.clone()],
-                    holders.iter().map(|&h| index.org(h).id),
-                )
-                .with_domain(facts.domain.clone())
-                .with_evidence(evidence)
-                .with_actions(actions);
-                self.findings.push((finding, Side::Account));
-            }
-            DomainGap::None | DomainGap::OnKeylessOrgs(_) => {}
-        }
-        if missing {
-            self.report.push(ReportLine {
-                kind: ReportKind::MissingLink,
-                account: facts.id.clone(),
-                org: Some(org_id),
-                detail: rule.describe().into(),
-            });
-        }
-        if !reasons.is_empty() {
-            reasons.sort();
-            self.repairs.push(Repair {
-                account: facts.id.clone(),
-                org: Some(org_id),
-                reasons,
-            });
-        }
-        gap
-    }
-
-    /// An eligible account resolution would create an org for.
-    fn will_create(&mut self, facts: &AccountFacts, stored: StoredState, rule: Rule) {
-        let mut reasons = vec![RepairReason::CreateOrg];
-        if let Some(r @ (RepairReason::StoredOrgGone { .. } | RepairReason::StoredIdUnreadable)) =
-            stored.reason()
-        {
-            reasons.push(r);
-        }
-        reasons.sort();
-        self.report.push(ReportLine {
-            kind: ReportKind::MissingLink,
-            account: facts.id.clone(),
-            org: None,
-            detail: rule.describe().into(),
-        });
-        self.repairs.push(Repair {
-            account: facts.id.clone(),
-            org: None,
-            reasons,
-        });
-    }
-
-    /// What every active account contributes whatever its decision: domain drift (eligible
-    /// accounts) and data fixes.
-    fn account_lines(
-        &mut self,
-        index: &OrgIndex,
-        facts: &AccountFacts,
-        linked: Option<u32>,
-        gap: DomainGap,
-    ) {
-        let org_id = linked.map(|i| index.org(i).id);
-        if facts.eligible {
-            let mut evidence = Evidence::new();
-            if let Some(website) = &facts.website_disagrees {
-                evidence.add("website_domain", [website]);
-            }
-            if let DomainGap::OnKeylessOrgs(holders) = &gap {
-                evidence
-                    .add("org_lacks_domain", [true])
-                    .add("domain_held_by", holders.iter().map(|&h| index.org(h).id));
-            }
-            if !evidence.is_empty() {
-                evidence.add("account", [facts.id.as_str()]);
-                if let Some(d) = &facts.domain {
-                    evidence.add("reviewed_domain", [d.as_str()]);
-                }
-                if let Some(o) = org_id {
-                    evidence.add("org", [o]);
-                }
-                let finding = Finding::new(ExceptionKind::DomainDrift, [facts.id.clone()], org_id)
-                    .with_domain(facts.domain.clone())
-                    .with_evidence(evidence)
-                    .with_actions(vec![Action::FixByHand]);
-                self.findings.push((finding, Side::Account));
-            }
-        }
-        if let Some(note) = &facts.unusable_website {
-            self.report.push(ReportLine {
-                kind: ReportKind::DataFix,
-                account: facts.id.clone(),
-                org: org_id,
-                detail: note.clone(),
-            });
-        }
-    }
-}
-
-/// The consistent account: its stored org exists and is the only org carrying its key, in
-/// the 18-character form. For it `resolve` answers `Link { stored org, no key change }` by
-/// rule `key_match` whatever else is gathered: exactly one keyed org and it is the stored one,
-/// so no contradiction fires, and a keyed org decides before merged keys, domain or name.
-fn consistent_link(index: &OrgIndex, facts: &AccountFacts) -> Option<u32> {
-    let stored = OrgId::parse(facts.stored_org_id.as_deref()?).ok()?;
-    let idx = index.org_idx(stored)?;
-    match index.org(idx).key {
-        Key::Account {
-            slot,
-            legacy: false,
-        } => {
-            let k = &index.keys[slot as usize];
-            (k.count == 1 && k.account == facts.id).then_some(idx)
-        }
-        _ => None,
-    }
-}
-
-/// Every candidate resolution asks for, from the compact state.
-fn gather(index: &OrgIndex, facts: &AccountFacts, merged: &[AccountId]) -> ResolutionInput {
-    let mut idxs: Vec<u32> = index.keyed_to(&facts.id).collect();
-    for m in merged {
-        idxs.extend(index.keyed_to(m));
-    }
-    if let Some(d) = facts.domain.as_ref().and_then(|d| domain_key(d.as_str()))
-        && let Some(id) = index.domain_id(&d)
-    {
-        idxs.extend(index.carriers(id));
-    }
-    idxs.extend(index.named(&facts.name));
-    idxs.sort_unstable();
-    idxs.dedup();
-    let stored = match facts.stored_org_id.as_deref().map(str::trim) {
-        None | Some("") => StoredLink::None,
-        Some(text) => match OrgId::parse(text) {
-            Ok(id) => match index.org_idx(id) {
-                Some(idx) => StoredLink::Found(index.materialize(idx)),
-                None => StoredLink::Gone(id),
-            },
-            Err(_) => StoredLink::Unreadable(text.to_string()),
-        },
-    };
-    ResolutionInput {
-        account: facts.id.clone(),
-        merged_accounts: merged.to_vec(),
-        name: facts.name.clone(),
-        suffixed_name: facts.suffixed_name.clone(),
-        domain: facts.domain.clone(),
-        stored,
-        candidates: idxs.into_iter().map(|i| index.materialize(i)).collect(),
-    }
-}
-
-enum NameCheck {
-    Matches,
-    /// The name orglink would use is free: rename.
-    Rename,
-    /// Held by other orgs in a way that needs a person.
-    Held(Vec<u32>),
-}
-
-/// Compares a linked org's name with the name orglink would use, as creation would pick it:
-/// the plain name, or the suffixed one when orgs keyed to other accounts hold the plain name;
-/// a keyless org holding it may be the same customer, which a person decides.
-fn name_check(index: &OrgIndex, facts: &AccountFacts, org: u32) -> NameCheck {
-    let current = index.name(org).trim();
-    let wanted = facts.name.trim();
-    if wanted.is_empty() || current == wanted {
-        return NameCheck::Matches;
-    }
-    let holders: Vec<u32> = index.named(wanted).filter(|&h| h != org).collect();
-    if holders.is_empty() {
-        return NameCheck::Rename;
-    }
-    if holders.iter().any(|&h| index.org(h).key == Key::None) {
-        return NameCheck::Held(holders);
-    }
-    let suffixed = facts.suffixed_name.trim();
-    if current == suffixed {
-        return NameCheck::Matches;
-    }
-    let suffix_holders: Vec<u32> = index.named(suffixed).filter(|&h| h != org).collect();
-    if suffix_holders.is_empty() {
-        NameCheck::Rename
-    } else {
-        NameCheck::Held(suffix_holders)
-    }
-}
-
-/// Whether a linked org carries the reviewed domain, and who holds it if not. Arrays are
-/// add-only and a domain another org holds is never added.
-fn domain_gap(index: &OrgIndex, facts: &AccountFacts, org: u32) -> DomainGap {
-    let Some(d) = facts.domain.as_ref().and_then(|d| domain_key(d.as_str())) else {
-        return DomainGap::None;
-    };
-    let Some(id) = index.domain_id(&d) else {
-        return DomainGap::Free;
-    };
-    if index.carries(org, id) {
-        return DomainGap::None;
-    }
-    let holders: Vec<u32> = index.carriers(id).collect();
-    if holders.iter().any(|&h| index.org(h).key != Key::None) {
-        DomainGap::OnOtherAccountsOrgs(holders)
-    } else {
-        DomainGap::OnKeylessOrgs(holders)
-    }
-}
-
-/// Identity of a problem: what `Finding::fingerprint` hashes.
-fn same_problem(a: &Finding, b: &Finding) -> Ordering {
-    (a.kind, &a.accounts, &a.orgs, &a.domain).cmp(&(b.kind, &b.accounts, &b.orgs, &b.domain))
+/// Sorts by account id through a small key array: moving the records themselves around in
+/// the sort costs more than the comparisons.
+fn sorted_by_account(pending: Vec<Pending>) -> Vec<Pending> {
+    let mut order: Vec<(AccountId, u32)> = pending
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.facts.id.clone(), i as u32))
+        .collect();
+    order.sort_unstable();
+    let mut slots: Vec<Option<Pending>> = pending.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .map(|(_, i)| slots[i as usize].take().expect("each position taken once"))
+        .collect()
 }
 
 /// Keeps the `limit` smallest distinct values, sorted.

@@ -801,6 +801,8 @@ proptest! {
         let paged = run_with(&reordered, DiffConfig::default(), org_page, account_page);
         prop_assert_eq!(comparable(&base), comparable(&paged));
         prop_assert_eq!(&base.counts, &paged.counts);
+        let threaded = run_with(&w, DiffConfig { threads: 3, ..DiffConfig::default() }, 2, 2);
+        prop_assert_eq!(comparable(&base), comparable(&threaded));
         let slow = run_with(&w, DiffConfig { fast_path: false, ..DiffConfig::default() }, 3, 3);
         prop_assert_eq!(comparable(&base), comparable(&slow));
         prop_assert_eq!(slow.counts.fast_path, 0);

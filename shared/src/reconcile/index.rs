@@ -188,6 +188,8 @@ struct DomainEntry {
     org: u32,
     /// Next entry carrying the same domain.
     next: u32,
+    /// Low bits of the domain's hash, so "does this org carry it" needs no table lookup.
+    hash: u32,
 }
 
 /// Every organization seen, compactly, with lookups by id, key, domain and name.
@@ -213,6 +215,23 @@ fn to_u32(n: usize) -> u32 {
 }
 
 impl OrgIndex {
+    /// Room for `orgs` organizations, so a known-size listing never rehashes or regrows.
+    pub fn with_capacity(orgs: usize) -> Self {
+        Self {
+            orgs: Vec::with_capacity(orgs),
+            by_id: FxMap::with_capacity_and_hasher(orgs, Default::default()),
+            names: String::with_capacity(orgs * 16),
+            name_heads: FxMap::with_capacity_and_hasher(orgs, Default::default()),
+            keys: Vec::with_capacity(orgs),
+            key_by_account: FxMap::with_capacity_and_hasher(orgs, Default::default()),
+            domain_text: String::with_capacity(orgs * 16),
+            domains: Vec::with_capacity(orgs),
+            domain_by_hash: FxMap::with_capacity_and_hasher(orgs, Default::default()),
+            org_domains: Vec::with_capacity(orgs),
+            ..Self::default()
+        }
+    }
+
     /// Adds one organization. A repeated id keeps the first record: a listing page seen twice
     /// must not count as two organizations.
     pub fn add(&mut self, org: &Organization) {
@@ -274,6 +293,7 @@ impl OrgIndex {
                 domain,
                 org: idx,
                 next,
+                hash: hash_bytes(d.as_bytes()) as u32,
             });
         }
         let domains_len = to_u32(self.org_domains.len()) - domains_start;
@@ -288,6 +308,17 @@ impl OrgIndex {
             next_same_key,
             next_same_name,
         });
+    }
+
+    /// Gives back the growth slack of the arenas once every org is in.
+    pub fn shrink_to_fit(&mut self) {
+        self.orgs.shrink_to_fit();
+        self.names.shrink_to_fit();
+        self.keys.shrink_to_fit();
+        self.foreign.shrink_to_fit();
+        self.domain_text.shrink_to_fit();
+        self.domains.shrink_to_fit();
+        self.org_domains.shrink_to_fit();
     }
 
     fn key_slot(&mut self, account: AccountId) -> u32 {
@@ -370,8 +401,13 @@ impl OrgIndex {
             .map(|e| e.domain)
     }
 
-    pub fn carries(&self, org: u32, domain: u32) -> bool {
-        self.org_domains(org).any(|d| d == domain)
+    /// Whether an org carries a domain (in `domain_key` form), reading only its own entries.
+    pub fn carries(&self, org: u32, domain: &str) -> bool {
+        let hash = hash_bytes(domain.as_bytes()) as u32;
+        let o = &self.orgs[org as usize];
+        self.org_domains[o.domains_start as usize..(o.domains_start + o.domains_len) as usize]
+            .iter()
+            .any(|e| e.hash == hash && self.domain_str(e.domain) == domain)
     }
 
     pub fn org_idx(&self, id: OrgId) -> Option<u32> {
@@ -419,18 +455,17 @@ impl OrgIndex {
     }
 
     /// The orgs whose name equals `name` as resolution compares names.
-    pub fn named(&self, name: &str) -> impl Iterator<Item = u32> + '_ {
+    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = u32> + 'a {
         let mut cur = self
             .name_heads
             .get(&name_hash(name))
             .copied()
             .unwrap_or(END);
-        let name = name.to_string();
         std::iter::from_fn(move || {
             while cur != END {
                 let idx = cur;
                 cur = self.orgs[idx as usize].next_same_name;
-                if same_name(self.name(idx), &name) {
+                if same_name(self.name(idx), name) {
                     return Some(idx);
                 }
             }

@@ -1,4 +1,7 @@
+use super::account::{consistent_link, gather};
+use super::index::OrgIndex;
 use super::*;
+use crate::resolution::{Decision, Rule, StoredLink, resolve};
 
 fn acct(n: u32) -> AccountId {
     AccountId::parse(&format!("001{n:012}")).unwrap()
