@@ -1,0 +1,170 @@
+//! The production wiring: DynamoDB and SQS adapters, the credentials secret read once per cold
+//! start, and both clients drawing from the shared rate budget in DynamoDB. `main` and the
+//! end-to-end tests build the worker through [`from_aws`], so the tests run the deployed wiring.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+
+use orglink_shared::aws::budget::DynamoBudget;
+use orglink_shared::aws::claims::DynamoClaims;
+use orglink_shared::aws::exceptions::DynamoExceptions;
+use orglink_shared::aws::idempotency::{DynamoIdempotency, IdempotencyConfig};
+use orglink_shared::aws::links::DynamoLinks;
+use orglink_shared::aws::mirror::DynamoMirror;
+use orglink_shared::aws::names::MissingNames;
+use orglink_shared::aws::queue::SqsQueue;
+use orglink_shared::aws::secrets::SecretsManagerSecret;
+use orglink_shared::aws::{ResourceNames, SecretSource, SharedRateBudget};
+use orglink_shared::contract::{Config, ConfigError};
+use orglink_shared::credentials::Credentials;
+use orglink_shared::http::{CallLog, RateBudget};
+use orglink_shared::salesforce::SalesforceClient;
+use orglink_shared::zendesk::ZendeskClient;
+
+use crate::settings::{SettingsError, WorkerSettings};
+use crate::{Ports, Stores, Worker};
+
+/// A path to the deployment's configuration TOML.
+pub const CONFIG_FILE_ENV: &str = "ORGLINK_CONFIG_FILE";
+/// The configuration TOML itself (used when no file is named).
+pub const CONFIG_TOML_ENV: &str = "ORGLINK_CONFIG_TOML";
+
+/// The AWS adapters.
+pub struct AwsPorts;
+
+impl Ports for AwsPorts {
+    type Idempotency = DynamoIdempotency;
+    type Links = DynamoLinks;
+    type Claims = DynamoClaims;
+    type Mirror = DynamoMirror;
+    type Exceptions = DynamoExceptions;
+    type Queue = SqsQueue;
+}
+
+pub type AwsWorker = Worker<AwsPorts>;
+
+/// Why the worker cannot start. Each says what to fix; none carries a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    MissingNames(#[from] MissingNames),
+    #[error("the configuration named by {CONFIG_FILE_ENV} cannot be read: {0}")]
+    ConfigFile(String),
+    #[error("the configuration is invalid: {0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("the credentials secret cannot be read: {0}")]
+    Secret(String),
+    #[error("cannot connect to Salesforce: {0}")]
+    Salesforce(String),
+    #[error("cannot connect to Zendesk: {0}")]
+    Zendesk(String),
+}
+
+/// The environment the worker runs in.
+#[derive(Debug, Clone)]
+pub struct WorkerEnv {
+    pub names: ResourceNames,
+    pub config: Config,
+    pub settings: WorkerSettings,
+    /// Whether the configuration is the embedded default (worth a warning in production).
+    pub default_config: bool,
+}
+
+impl WorkerEnv {
+    pub fn from_env() -> Result<WorkerEnv, StartError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<WorkerEnv, StartError> {
+        let names = ResourceNames::from_lookup(&lookup)?;
+        let (config, default_config) = match (lookup(CONFIG_FILE_ENV), lookup(CONFIG_TOML_ENV)) {
+            (Some(path), _) if !path.trim().is_empty() => {
+                let text = std::fs::read_to_string(path.trim())
+                    .map_err(|e| StartError::ConfigFile(format!("{path}: {e}")))?;
+                (Config::from_toml(&text)?, false)
+            }
+            (_, Some(text)) if !text.trim().is_empty() => (Config::from_toml(&text)?, false),
+            _ => (Config::embedded_default(), true),
+        };
+        let settings =
+            WorkerSettings::from_json(&lookup(crate::settings::SETTINGS_ENV).unwrap_or_default())?;
+        Ok(WorkerEnv {
+            names,
+            config,
+            settings,
+            default_config,
+        })
+    }
+}
+
+/// The worker over the AWS adapters; `calls` counts every Salesforce and Zendesk call.
+pub async fn from_aws(
+    sdk: &SdkConfig,
+    env: &WorkerEnv,
+    calls: CallLog,
+) -> Result<AwsWorker, StartError> {
+    let names = &env.names;
+    let secret = SecretsManagerSecret::new(
+        aws_sdk_secretsmanager::Client::new(sdk),
+        names.secret_id.clone(),
+    )
+    .fetch()
+    .await
+    .map_err(|e| StartError::Secret(e.to_string()))?;
+    let creds = Credentials::from_secret_json(secret.expose())
+        .map_err(|e| StartError::Secret(e.to_string()))?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let budget: Arc<dyn RateBudget> = Arc::new(SharedRateBudget::new(
+        Arc::new(DynamoBudget::new(
+            dynamodb.clone(),
+            names.rate_budget_table.clone(),
+        )),
+        env.settings.salesforce_budget(),
+        env.settings.zendesk_budget(),
+    ));
+    let binding = env.config.binding();
+    let salesforce = SalesforceClient::connect(
+        env.settings.salesforce.clone(),
+        creds.salesforce,
+        binding,
+        budget.clone(),
+        calls.clone(),
+    )
+    .await
+    .map_err(|e| StartError::Salesforce(e.to_string()))?;
+    let zendesk = ZendeskClient::connect(
+        env.settings.zendesk.clone(),
+        creds.zendesk,
+        binding,
+        budget,
+        calls,
+    )
+    .await
+    .map_err(|e| StartError::Zendesk(e.to_string()))?;
+    let stores = Stores::<AwsPorts> {
+        idempotency: DynamoIdempotency::new(
+            dynamodb.clone(),
+            names.idempotency_table.clone(),
+            IdempotencyConfig::default(),
+        ),
+        links: DynamoLinks::new(dynamodb.clone(), names.links_table.clone()),
+        claims: DynamoClaims::new(dynamodb.clone(), names.claims_table.clone()),
+        mirror: DynamoMirror::new(dynamodb.clone(), names.org_mirror_table.clone()),
+        exceptions: DynamoExceptions::new(dynamodb, names.exceptions_table.clone()),
+        queue: SqsQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            names.sync_queue_url.clone(),
+            names.sync_dlq_url.clone(),
+        ),
+    };
+    Ok(Worker::new(
+        env.config.clone(),
+        env.settings.clone(),
+        salesforce,
+        zendesk,
+        stores,
+    ))
+}

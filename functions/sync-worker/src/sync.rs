@@ -1,0 +1,1024 @@
+//! One sync request, end to end.
+//!
+//! 1. Idempotency (Powertools semantics): a completed record means the message was handled
+//!    (deduplicated); a live in-progress one means another invocation holds it (retry later).
+//! 2. Coalescing: an event at or before the link record's synced `SystemModstamp` is covered.
+//! 3. A fresh read of the account (the event is only a hint) and, in the same query, of the
+//!    accounts Salesforce merged into it.
+//! 4. Eligibility and the reviewed domain (provenance rule).
+//! 5. Candidates, live from Zendesk: the stored id and the key (`show_many` by external ids,
+//!    both id forms and the merged accounts' ids, read from Zendesk's database, never the
+//!    lagging search index); the domain from the org mirror, confirmed with `show_many` by ids;
+//!    the name by search, only when the decision would otherwise be to create.
+//! 6. [`resolve`], then: an exception is upserted by fingerprint; a link claims the org
+//!    (conditional write) and updates only what changed; a create goes through
+//!    `create_or_update` keyed on external_id, so a retried or crashed create finds its org.
+//! 7. The write-back (only link fields whose value changes), the mirror, the link record.
+//!
+//! A failure is transient (retry later, counted in the link record, an exception once the
+//! streak is past the configured attempts and time) or permanent (an exception now).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::TryStreamExt;
+use thiserror::Error;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use orglink_shared::aws::links::{DecisionRecord, WrittenOrg};
+use orglink_shared::aws::mirror::MirroredOrg;
+use orglink_shared::aws::{
+    Begin, ClaimOutcome, ClaimStore, ExceptionStore, IdempotencyKey, IdempotencyStore, LinkRecord,
+    LinkStore, OrgMirror, StoreError,
+};
+use orglink_shared::contract::{
+    AccountWrite, DesiredLink, DomainDecision, Eligibility, Intent, LinkField, SyncStatus,
+    reviewed_domain_decision,
+};
+use orglink_shared::domain::Domain;
+use orglink_shared::exceptions::{Action as ReviewAction, Evidence, ExceptionKind, Finding};
+use orglink_shared::http::Disposition;
+use orglink_shared::ids::{AccountId, OrgId};
+use orglink_shared::mapping::{DomainAvailability, NameChoice};
+use orglink_shared::model::{Account, Organization};
+use orglink_shared::resolution::{
+    Decision, Resolution, ResolutionInput, Rule, StoredLink, resolve,
+};
+use orglink_shared::salesforce::SalesforceError;
+use orglink_shared::salesforce::soql::Cond;
+use orglink_shared::sync_request::SyncRequest;
+use orglink_shared::zendesk::ZendeskError;
+
+use crate::outcome::{Action, Outcome};
+use crate::{CrashPoint, FUNCTION_NAME, Ports, Worker};
+
+/// What one message comes to, for the batch handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageResult {
+    /// Finished: delete the message.
+    Done(Outcome),
+    /// Try again later: keep the message, hidden for `after_secs`.
+    Retry { after_secs: u32, reason: String },
+    /// The invocation must fail as a crash would (an injected crash, or a store refusing a
+    /// request: a deployment defect). Repeated crashes take the message to the dead-letter queue.
+    Crash { reason: String },
+}
+
+/// Why a sync step failed. Each variant's [`SyncError::failure`] says what happens next.
+#[derive(Debug, Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Zendesk(#[from] ZendeskError),
+    #[error(transparent)]
+    Salesforce(#[from] SalesforceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Salesforce refused this account's link fields (validation rule, lock, permission).
+    #[error("Salesforce refused the link fields ({code}): {message}")]
+    WriteBack {
+        code: String,
+        message: String,
+        transient: bool,
+    },
+    #[error("injected crash at {0:?}")]
+    Crash(CrashPoint),
+}
+
+/// What a failure means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Transient {
+        after: Option<Duration>,
+        reason: String,
+    },
+    Permanent {
+        kind: ExceptionKind,
+        reason: String,
+    },
+    Crash {
+        reason: String,
+    },
+}
+
+impl SyncError {
+    pub fn failure(&self) -> Failure {
+        let reason = self.to_string();
+        let from = |d: Disposition, kind| match d {
+            Disposition::Retry { after } => Failure::Transient {
+                after,
+                reason: reason.clone(),
+            },
+            Disposition::Review { .. } | Disposition::GiveUp { .. } => Failure::Permanent {
+                kind,
+                reason: reason.clone(),
+            },
+        };
+        match self {
+            // The org vanished between the read and the write: the next attempt resolves again.
+            SyncError::Zendesk(ZendeskError::RecordNotFound { .. }) => Failure::Transient {
+                after: None,
+                reason,
+            },
+            // A name taken meanwhile (the search index lags): the next attempt sees the holder.
+            SyncError::Zendesk(ZendeskError::DuplicateValue { .. }) => Failure::Transient {
+                after: None,
+                reason,
+            },
+            SyncError::Zendesk(e) => from(e.disposition(), ExceptionKind::SyncFailing),
+            SyncError::Salesforce(e) => from(e.disposition(), ExceptionKind::SyncFailing),
+            SyncError::Store(e) if e.is_transient() => Failure::Transient {
+                after: None,
+                reason,
+            },
+            SyncError::Store(_) | SyncError::Crash(_) => Failure::Crash { reason },
+            SyncError::WriteBack { transient, .. } => {
+                if *transient {
+                    Failure::Transient {
+                        after: None,
+                        reason,
+                    }
+                } else {
+                    Failure::Permanent {
+                        kind: ExceptionKind::WriteBackBlocked,
+                        reason,
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_write_back(&self) -> bool {
+        matches!(self, SyncError::WriteBack { .. })
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn now_iso() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Salesforce datetimes come as `2026-11-24T07:00:00.000+0000` (no colon in the offset),
+/// which RFC 3339 refuses; both shapes are read.
+pub fn modstamp_ms(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let parsed = OffsetDateTime::parse(t, &Rfc3339).ok().or_else(|| {
+        let (head, offset) = t.split_at(t.len().checked_sub(5)?);
+        let colon = format!("{head}{}:{}", &offset[..3], &offset[3..]);
+        OffsetDateTime::parse(&colon, &Rfc3339).ok()
+    })?;
+    Some((parsed.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// Everything gathered about one account for one sync.
+struct Gathered {
+    account: Account,
+    merged: Vec<AccountId>,
+    eligibility: Eligibility,
+    domain_decision: DomainDecision,
+    domain: Option<Domain>,
+    input: ResolutionInput,
+}
+
+impl<P: Ports> Worker<P> {
+    /// Handles one parsed sync request; `body` is the message body (the idempotency payload).
+    pub async fn handle_request(
+        &self,
+        req: &SyncRequest,
+        body: &str,
+        deadline_ms: i64,
+    ) -> MessageResult {
+        let s = &self.stores;
+        let key = IdempotencyKey::new(FUNCTION_NAME, body.as_bytes());
+        let now = now_ms();
+        match s.idempotency.begin(&key, None, now, deadline_ms).await {
+            Err(e) => return self.store_trouble(e),
+            Ok(Begin::Completed { .. }) => return MessageResult::Done(Outcome::Deduplicated),
+            Ok(Begin::InProgress { until_ms }) => {
+                let wait = until_ms.map_or(1, |u| ((u - now).max(0) / 1000 + 1) as u32);
+                return MessageResult::Retry {
+                    after_secs: wait,
+                    reason: "another invocation is processing this message".into(),
+                };
+            }
+            // The key is the whole body's hash, so a different payload cannot share it.
+            Ok(Begin::PayloadMismatch) => {
+                return MessageResult::Done(Outcome::Ignored {
+                    reason: "idempotency record holds a different payload".into(),
+                });
+            }
+            Ok(Begin::Started) => {}
+        }
+        let result = self.sync(req, now).await;
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(e) => match e.failure() {
+                Failure::Crash { reason } => {
+                    // An injected crash leaves the record in progress, as a dead process would;
+                    // a store refusal releases it so the redelivery can run.
+                    if !matches!(e, SyncError::Crash(_)) {
+                        let _ = s.idempotency.abandon(&key).await;
+                    }
+                    return MessageResult::Crash { reason };
+                }
+                Failure::Transient { after, reason } => {
+                    match self.transient(req, &e, after, &reason).await {
+                        Ok(Some(outcome)) => outcome,
+                        Ok(None) | Err(_) => {
+                            let _ = s.idempotency.abandon(&key).await;
+                            return MessageResult::Retry {
+                                after_secs: self.last_backoff(req, after).await,
+                                reason,
+                            };
+                        }
+                    }
+                }
+                Failure::Permanent { kind, reason } => {
+                    match self.give_up(req, kind, &reason, None).await {
+                        Ok(outcome) => outcome,
+                        Err(e2) => {
+                            let _ = s.idempotency.abandon(&key).await;
+                            return MessageResult::Retry {
+                                after_secs: self.settings.backoff(1, None),
+                                reason: e2.to_string(),
+                            };
+                        }
+                    }
+                }
+            },
+        };
+        let data = serde_json::to_string(&outcome).expect("an outcome serializes");
+        if let Err(e) = s.idempotency.complete(&key, &data, None, now_ms()).await {
+            // The work is done; a redelivery would find everything in place and change nothing.
+            tracing::warn!(error = %e, "could not mark the message complete");
+        }
+        MessageResult::Done(outcome)
+    }
+
+    fn store_trouble(&self, e: StoreError) -> MessageResult {
+        if e.is_transient() {
+            MessageResult::Retry {
+                after_secs: self.settings.backoff(1, None),
+                reason: e.to_string(),
+            }
+        } else {
+            MessageResult::Crash {
+                reason: e.to_string(),
+            }
+        }
+    }
+
+    async fn last_backoff(&self, req: &SyncRequest, after: Option<Duration>) -> u32 {
+        let count = match self.stores.links.get(&req.account_id).await {
+            Ok(Some(r)) => r.failures.count.max(1),
+            _ => 1,
+        };
+        self.settings.backoff(count, after)
+    }
+
+    /// Counts a transient failure. `Some(outcome)` when the streak is past the configured
+    /// attempts and time, so it became an exception; `None` to retry later.
+    async fn transient(
+        &self,
+        req: &SyncRequest,
+        error: &SyncError,
+        _after: Option<Duration>,
+        reason: &str,
+    ) -> Result<Option<Outcome>, SyncError> {
+        let now = now_ms();
+        let streak = self
+            .stores
+            .links
+            .record_failure(&req.account_id, reason, now)
+            .await?;
+        let failing_for = now - streak.first_at_ms.unwrap_or(now);
+        let past_time = failing_for >= (self.settings.failing_after_secs as i64) * 1000;
+        if streak.count < self.settings.max_attempts || !past_time {
+            return Ok(None);
+        }
+        let kind = if error.is_write_back() {
+            ExceptionKind::WriteBackBlocked
+        } else {
+            ExceptionKind::SyncFailing
+        };
+        let mut evidence = Evidence::new();
+        evidence.add("attempts", [streak.count]);
+        evidence.add("failing_for_secs", [failing_for / 1000]);
+        self.give_up(req, kind, reason, Some(evidence))
+            .await
+            .map(Some)
+    }
+
+    /// Turns a failure into an exception row and tells Salesforce through the status field
+    /// (best effort: the failure may be Salesforce itself).
+    async fn give_up(
+        &self,
+        req: &SyncRequest,
+        kind: ExceptionKind,
+        reason: &str,
+        extra: Option<Evidence>,
+    ) -> Result<Outcome, SyncError> {
+        let now = now_ms();
+        let account = &req.account_id;
+        let record = self.stores.links.get(account).await?;
+        let mut evidence = extra.unwrap_or_default();
+        evidence.add("error", [reason]);
+        evidence.add("event_kind", [req.kind.as_str()]);
+        let finding = Finding::new(kind, [account.clone()], record.as_ref().and_then(|r| r.org))
+            .with_evidence(evidence)
+            .with_actions(vec![
+                ReviewAction::Retry {
+                    account: account.clone(),
+                },
+                ReviewAction::FixByHand,
+            ]);
+        let row = self
+            .stores
+            .exceptions
+            .upsert(&finding, &BTreeMap::new(), now)
+            .await?;
+        let status = match kind {
+            ExceptionKind::WriteBackBlocked => SyncStatus::WriteBackBlocked,
+            _ => SyncStatus::SyncFailing,
+        };
+        if let Err(e) = self.write_status_only(account, status).await {
+            tracing::warn!(account = %account, error = %e, "could not write the sync status");
+        }
+        tracing::warn!(
+            account = %account,
+            exception = kind.as_str(),
+            fingerprint = %row.fingerprint,
+            error = reason,
+            "sync gave up: exception raised"
+        );
+        Ok(Outcome::Exception {
+            kind,
+            fingerprint: row.fingerprint,
+            rule: None,
+        })
+    }
+
+    /// Writes only `Zendesk_Sync_Status__c` (when it changes), reading the account first.
+    async fn write_status_only(
+        &self,
+        account: &AccountId,
+        status: SyncStatus,
+    ) -> Result<(), SyncError> {
+        let Some(acc) = self.salesforce.read_account(account).await? else {
+            return Ok(());
+        };
+        let desired = DesiredLink {
+            org_id: Intent::Leave,
+            reviewed_domain: Intent::Leave,
+            status: Intent::Set(status),
+        };
+        if let Some(w) = self
+            .config
+            .write_back()
+            .account_write(&acc, &desired, false, &now_iso())
+        {
+            self.write_back(account, &w).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_back(&self, account: &AccountId, write: &AccountWrite) -> Result<(), SyncError> {
+        let outcomes = self
+            .salesforce
+            .update_links(&[(account.clone(), write.clone())])
+            .await?;
+        for o in outcomes {
+            if let Err(e) = o.result {
+                let transient = matches!(e.disposition(), Disposition::Retry { .. });
+                return Err(SyncError::WriteBack {
+                    code: e.code,
+                    message: e.message,
+                    transient,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn crash_point(&self, point: CrashPoint, account: &AccountId) -> Result<(), SyncError> {
+        match &self.crash_hook {
+            Some(hook) if hook(point, account) => Err(SyncError::Crash(point)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The sync itself (steps 2–7).
+    async fn sync(&self, req: &SyncRequest, now: i64) -> Result<Outcome, SyncError> {
+        let s = &self.stores;
+        let account_id = &req.account_id;
+        let record = s
+            .links
+            .get(account_id)
+            .await?
+            .unwrap_or_else(|| LinkRecord::new(account_id.clone()));
+        if let Some(at) = req.account_modstamp {
+            let at_ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+            if record.covers(at_ms) {
+                return Ok(Outcome::Coalesced {
+                    synced_modstamp_ms: record.synced_modstamp_ms.unwrap_or(at_ms),
+                });
+            }
+        }
+        let Some(g) = self.gather(req, &record).await? else {
+            return Ok(Outcome::Ignored {
+                reason: format!("Salesforce does not know account {account_id}"),
+            });
+        };
+        let mut g = g;
+        let mut resolution = resolve(&g.input);
+        if matches!(resolution.decision, Decision::Create { .. }) {
+            // Only a create needs the name; search reads a lagging index, so it is asked last.
+            let holders = self.zendesk.search_by_name(&g.input.name).await?;
+            if !holders.is_empty() {
+                g.input.candidates.extend(holders);
+                resolution = resolve(&g.input);
+            }
+        }
+        tracing::info!(
+            account = %account_id,
+            event_id = %req.event_id,
+            rule = %resolution.rule,
+            decision = ?resolution.decision,
+            "resolved"
+        );
+        match resolution.decision.clone() {
+            Decision::Exception { kind, .. } => {
+                let finding = resolution
+                    .finding(&g.input)
+                    .expect("an exception decision has a finding");
+                self.exception(req, &g, record, &resolution, finding, kind, now)
+                    .await
+            }
+            Decision::Link { org, .. } => self.link(req, &g, record, &resolution, org, now).await,
+            Decision::Create { .. } => self.create(req, &g, record, &resolution, now).await,
+        }
+    }
+
+    /// Steps 3–5: the fresh read and the candidates.
+    async fn gather(
+        &self,
+        req: &SyncRequest,
+        record: &LinkRecord,
+    ) -> Result<Option<Gathered>, SyncError> {
+        let id = &req.account_id;
+        // The account and every account merged into it, in one query (deleted ones included:
+        // merge losers are deleted records).
+        let filter = Cond::or([
+            Cond::eq("Id", id.as_str()),
+            Cond::eq("MasterRecordId", id.as_str()),
+        ]);
+        let pages: Vec<Vec<Account>> = self
+            .salesforce
+            .accounts(Some(filter), true)
+            .try_collect()
+            .await?;
+        let mut account = None;
+        let mut merged = Vec::new();
+        for a in pages.into_iter().flatten() {
+            if &a.id == id {
+                account = Some(a);
+            } else if a.master_record_id.as_ref() == Some(id) {
+                merged.push(a.id);
+            }
+        }
+        let Some(account) = account else {
+            return Ok(None);
+        };
+        merged.sort();
+        merged.dedup();
+
+        let eligibility = self.config.eligibility().evaluate(&account);
+        let website = account
+            .website
+            .as_deref()
+            .and_then(|w| self.policy.check_website(w).domain().cloned());
+        let last_written = record
+            .written_salesforce
+            .get(LinkField::ZendeskDomain.api_name())
+            .and_then(|d| Domain::parse(d).ok());
+        let domain_decision = reviewed_domain_decision(
+            account.reviewed_domain.as_deref(),
+            last_written.as_ref(),
+            website.as_ref(),
+        );
+        // A person's reviewed domain may still be one that must never link (consumer mail).
+        let domain = domain_decision
+            .effective(account.reviewed_domain.as_deref())
+            .filter(|d| self.policy.parse_domain(d.as_str()).is_ok());
+
+        // The key, in both id forms, and the merged accounts' keys: from Zendesk's database.
+        let mut keys = Vec::new();
+        for a in std::iter::once(id).chain(merged.iter()) {
+            keys.push(a.as_str().to_string());
+            keys.push(a.id15().to_string());
+        }
+        let mut live = self.zendesk.show_many_by_external_ids(&keys).await?;
+
+        // The stored org and the mirror's domain candidates, confirmed live in one call.
+        let stored_text = account
+            .stored_org_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let stored_id = stored_text.and_then(|t| OrgId::parse(t).ok());
+        let mut to_show: Vec<OrgId> = Vec::new();
+        if let Some(sid) = stored_id
+            && !live.iter().any(|o| o.id == sid)
+        {
+            to_show.push(sid);
+        }
+        let mirrored = match &domain {
+            Some(d) => self.stores.mirror.by_domain(d.as_str()).await?,
+            None => Vec::new(),
+        };
+        for m in &mirrored {
+            if !live.iter().any(|o| o.id == m.id) && !to_show.contains(&m.id) {
+                to_show.push(m.id);
+            }
+        }
+        if !to_show.is_empty() {
+            let shown = self.zendesk.show_many(&to_show).await?;
+            for m in &mirrored {
+                if !shown.iter().any(|o| o.id == m.id) && !live.iter().any(|o| o.id == m.id) {
+                    // Gone from Zendesk: the mirror forgets it.
+                    self.stores.mirror.delete(m.id).await?;
+                }
+            }
+            live.extend(shown);
+        }
+        let stored = match (stored_text, stored_id) {
+            (None, _) => StoredLink::None,
+            (Some(t), None) => StoredLink::Unreadable(t.to_string()),
+            (Some(_), Some(sid)) => match live.iter().find(|o| o.id == sid) {
+                Some(o) => StoredLink::Found(o.clone()),
+                None => StoredLink::Gone(sid),
+            },
+        };
+        let mapping = self.config.mapping();
+        let input = ResolutionInput {
+            account: id.clone(),
+            merged_accounts: merged.clone(),
+            name: mapping.org_name(&account),
+            suffixed_name: mapping.suffixed_org_name(&account),
+            domain: domain.clone(),
+            stored,
+            candidates: live,
+        };
+        Ok(Some(Gathered {
+            account,
+            merged,
+            eligibility,
+            domain_decision,
+            domain,
+            input,
+        }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn exception(
+        &self,
+        req: &SyncRequest,
+        g: &Gathered,
+        mut record: LinkRecord,
+        resolution: &Resolution,
+        finding: Finding,
+        kind: ExceptionKind,
+        now: i64,
+    ) -> Result<Outcome, SyncError> {
+        let row = self
+            .stores
+            .exceptions
+            .upsert(&finding, &names(g), now)
+            .await?;
+        let desired = DesiredLink {
+            org_id: Intent::Leave,
+            reviewed_domain: Intent::Leave,
+            status: Intent::Set(SyncStatus::PendingReview),
+        };
+        let write = self
+            .config
+            .write_back()
+            .account_write(&g.account, &desired, false, &now_iso());
+        if let Some(w) = &write {
+            self.write_back(&g.account.id, w).await?;
+            remember_written(&mut record, w);
+        }
+        self.save(g, record, resolution, now).await?;
+        tracing::warn!(
+            account = %g.account.id,
+            event_id = %req.event_id,
+            rule = %resolution.rule,
+            exception = kind.as_str(),
+            fingerprint = %row.fingerprint,
+            "exception raised"
+        );
+        Ok(Outcome::Exception {
+            kind,
+            fingerprint: row.fingerprint,
+            rule: Some(resolution.rule),
+        })
+    }
+
+    /// Claims `org` for the account; `Err(outcome)` when another account holds it.
+    async fn claim(
+        &self,
+        req: &SyncRequest,
+        g: &Gathered,
+        record: &LinkRecord,
+        resolution: &Resolution,
+        org: OrgId,
+        now: i64,
+    ) -> Result<Result<(), Outcome>, SyncError> {
+        match self.stores.claims.claim(org, &g.account.id, now).await? {
+            ClaimOutcome::Claimed => Ok(Ok(())),
+            ClaimOutcome::HeldBy(other) => {
+                // Zendesk has no compare-and-set: the claim is what keeps a second account off
+                // an organization another account is linking (or linked).
+                let kind = if resolution.rule == Rule::UniqueKeylessDomain {
+                    ExceptionKind::DomainCollision
+                } else {
+                    ExceptionKind::KeyConflict
+                };
+                let evidence = resolution
+                    .evidence
+                    .clone()
+                    .with("rule", resolution.rule)
+                    .with("claimed_by", other.account.as_str());
+                let finding = Finding::new(kind, [g.account.id.clone(), other.account], [org])
+                    .with_domain(
+                        (kind == ExceptionKind::DomainCollision)
+                            .then(|| g.domain.clone())
+                            .flatten(),
+                    )
+                    .with_evidence(evidence)
+                    .with_actions(vec![
+                        ReviewAction::CreateNewOrg {
+                            account: g.account.id.clone(),
+                        },
+                        ReviewAction::IgnoreAccount {
+                            account: g.account.id.clone(),
+                        },
+                    ]);
+                let outcome = self
+                    .exception(req, g, record.clone(), resolution, finding, kind, now)
+                    .await?;
+                Ok(Err(outcome))
+            }
+        }
+    }
+
+    async fn link(
+        &self,
+        req: &SyncRequest,
+        g: &Gathered,
+        record: LinkRecord,
+        resolution: &Resolution,
+        org: OrgId,
+        now: i64,
+    ) -> Result<Outcome, SyncError> {
+        let current = g
+            .input
+            .candidates
+            .iter()
+            .chain(match &g.input.stored {
+                StoredLink::Found(o) => Some(o),
+                _ => None,
+            })
+            .find(|o| o.id == org)
+            .cloned()
+            .expect("resolution links only to an org it was given");
+        // The key already names this account (or the account already points here): keeping
+        // the link is an update; anything else moves the link.
+        let action = if matches!(resolution.rule, Rule::KeyMatch | Rule::LegacyKeyMatch)
+            || g.account.stored_org() == Some(org)
+        {
+            Action::Updated
+        } else {
+            Action::Linked
+        };
+        if let Err(ignored) = self.config.permits(req.kind, &g.eligibility, action.into()) {
+            return Ok(Outcome::Ignored {
+                reason: ignored.reason.to_string(),
+            });
+        }
+        if let Err(outcome) = self.claim(req, g, &record, resolution, org, now).await? {
+            return Ok(outcome);
+        }
+        let mapping = self.config.mapping();
+        let choice = if current.name == g.input.suffixed_name {
+            NameChoice::Suffixed
+        } else {
+            NameChoice::Plain
+        };
+        let desired = mapping.desired_org(
+            &g.account,
+            g.domain.as_ref(),
+            availability(g, Some(org)),
+            choice,
+            &g.merged,
+        );
+        let update = match mapping.org_update(&current, &desired) {
+            Ok(u) => u,
+            Err(refused) => {
+                let evidence = resolution
+                    .evidence
+                    .clone()
+                    .with("rule", resolution.rule)
+                    .with("refused", refused.to_string());
+                let finding =
+                    Finding::new(ExceptionKind::KeyConflict, [g.account.id.clone()], [org])
+                        .with_evidence(evidence)
+                        .with_actions(vec![ReviewAction::FixByHand]);
+                return self
+                    .exception(
+                        req,
+                        g,
+                        record,
+                        resolution,
+                        finding,
+                        ExceptionKind::KeyConflict,
+                        now,
+                    )
+                    .await;
+            }
+        };
+        let (after, zendesk_written, written) = match &update {
+            None => (current, false, None),
+            Some(u) => {
+                let after = self.zendesk.update(org, &u.body()).await?;
+                let written = WrittenOrg {
+                    name: u.name().map(str::to_string),
+                    domains: u.added_domains().to_vec(),
+                    tags: u.added_tags().to_vec(),
+                    fields: u.organization_fields().clone(),
+                };
+                (after, true, Some(written))
+            }
+        };
+        self.crash_point(CrashPoint::AfterZendeskWrite, &g.account.id)?;
+        self.finish(
+            req,
+            g,
+            record,
+            resolution,
+            action,
+            after,
+            zendesk_written,
+            written,
+            now,
+        )
+        .await
+    }
+
+    async fn create(
+        &self,
+        req: &SyncRequest,
+        g: &Gathered,
+        record: LinkRecord,
+        resolution: &Resolution,
+        now: i64,
+    ) -> Result<Outcome, SyncError> {
+        if let Err(ignored) = self
+            .config
+            .permits(req.kind, &g.eligibility, Action::Created.into())
+        {
+            return Ok(Outcome::Ignored {
+                reason: ignored.reason.to_string(),
+            });
+        }
+        let choice = if resolution.rule == Rule::CreateWithSuffixedName {
+            NameChoice::Suffixed
+        } else {
+            NameChoice::Plain
+        };
+        let desired = self.config.mapping().desired_org(
+            &g.account,
+            g.domain.as_ref(),
+            availability(g, None),
+            choice,
+            &g.merged,
+        );
+        // Keyed on external_id and matched in Zendesk's database: a retried or crashed create
+        // finds the org it made instead of making a second one.
+        let upserted = self
+            .zendesk
+            .create_or_update(&desired.create_body())
+            .await?;
+        let org = upserted.organization;
+        // Record the org as this account's before anything else can take it.
+        if let Err(outcome) = self.claim(req, g, &record, resolution, org.id, now).await? {
+            return Ok(outcome);
+        }
+        let written = WrittenOrg {
+            name: Some(desired.name().to_string()),
+            domains: desired
+                .add_domain()
+                .map(|d| vec![d.as_str().to_string()])
+                .unwrap_or_default(),
+            tags: desired.add_tags().to_vec(),
+            fields: desired.organization_fields().clone(),
+        };
+        self.crash_point(CrashPoint::AfterZendeskWrite, &g.account.id)?;
+        self.finish(
+            req,
+            g,
+            record,
+            resolution,
+            Action::Created,
+            org,
+            true,
+            Some(written),
+            now,
+        )
+        .await
+    }
+
+    /// Step 7: write-back, mirror, claim bookkeeping, link record.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        req: &SyncRequest,
+        g: &Gathered,
+        mut record: LinkRecord,
+        resolution: &Resolution,
+        action: Action,
+        org: Organization,
+        zendesk_written: bool,
+        written: Option<WrittenOrg>,
+        now: i64,
+    ) -> Result<Outcome, SyncError> {
+        let status = if g.eligibility.is_eligible() {
+            SyncStatus::Linked
+        } else {
+            SyncStatus::NotEligible
+        };
+        let desired = DesiredLink {
+            org_id: Intent::Set(org.id),
+            reviewed_domain: g.domain_decision.intent(),
+            status: Intent::Set(status),
+        };
+        let write = self.config.write_back().account_write(
+            &g.account,
+            &desired,
+            zendesk_written,
+            &now_iso(),
+        );
+        if let Some(w) = &write {
+            self.write_back(&g.account.id, w).await?;
+            remember_written(&mut record, w);
+        }
+        self.stores.mirror.upsert(&MirroredOrg::from(&org)).await?;
+        if let Some(old) = record.org
+            && old != org.id
+        {
+            self.stores.claims.release(old, &g.account.id).await?;
+        }
+        record.org = Some(org.id);
+        if let Some(w) = written {
+            merge_written(&mut record.written_zendesk, w);
+        }
+        self.save(g, record, resolution, now).await?;
+        tracing::info!(
+            account = %g.account.id,
+            event_id = %req.event_id,
+            rule = %resolution.rule,
+            org = %org.id,
+            action = ?action,
+            zendesk_written,
+            salesforce_written = write.is_some(),
+            "linked"
+        );
+        Ok(Outcome::Succeeded {
+            org: org.id,
+            rule: resolution.rule,
+            action,
+            zendesk_written,
+            salesforce_written: write.is_some(),
+        })
+    }
+
+    /// Saves the link record: the decision, the synced modstamp, a cleared failure streak.
+    async fn save(
+        &self,
+        g: &Gathered,
+        mut record: LinkRecord,
+        resolution: &Resolution,
+        now: i64,
+    ) -> Result<(), SyncError> {
+        record.synced_modstamp_ms = g
+            .account
+            .system_modstamp
+            .as_deref()
+            .and_then(modstamp_ms)
+            .or(record.synced_modstamp_ms);
+        record.failures = Default::default();
+        record.last_decision = Some(DecisionRecord {
+            decision: resolution.decision.clone(),
+            rule: resolution.rule,
+            evidence: resolution.evidence.clone(),
+            at_ms: now,
+        });
+        record.updated_at_ms = now;
+        self.stores.links.save(&record).await?;
+        Ok(())
+    }
+}
+
+/// Whether the reviewed domain may go onto `org`: not when another live org carries it.
+fn availability(g: &Gathered, org: Option<OrgId>) -> DomainAvailability {
+    let Some(d) = &g.domain else {
+        return DomainAvailability::NotUsable;
+    };
+    let held = g
+        .input
+        .candidates
+        .iter()
+        .filter(|o| Some(o.id) != org)
+        .any(|o| {
+            o.domain_names
+                .iter()
+                .any(|x| x.trim().eq_ignore_ascii_case(d.as_str()))
+        });
+    if held {
+        DomainAvailability::HeldByAnotherOrg
+    } else {
+        DomainAvailability::Free
+    }
+}
+
+/// Display names of the ids involved, for the reviewer.
+fn names(g: &Gathered) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    out.insert(g.account.id.as_str().to_string(), g.account.name.clone());
+    for o in &g.input.candidates {
+        out.insert(o.id.to_string(), o.name.clone());
+    }
+    if let StoredLink::Found(o) = &g.input.stored {
+        out.insert(o.id.to_string(), o.name.clone());
+    }
+    out
+}
+
+/// What orglink wrote to Salesforce becomes the record's memory of it (the provenance rule
+/// for `Zendesk_Domain__c` reads it back).
+fn remember_written(record: &mut LinkRecord, write: &AccountWrite) {
+    for (field, value) in write.changes() {
+        match value {
+            Some(v) => {
+                record
+                    .written_salesforce
+                    .insert(field.api_name().to_string(), v.clone());
+            }
+            None => {
+                record.written_salesforce.remove(field.api_name());
+            }
+        }
+    }
+}
+
+fn merge_written(into: &mut WrittenOrg, w: WrittenOrg) {
+    if w.name.is_some() {
+        into.name = w.name;
+    }
+    for d in w.domains {
+        if !into.domains.contains(&d) {
+            into.domains.push(d);
+        }
+    }
+    for t in w.tags {
+        if !into.tags.contains(&t) {
+            into.tags.push(t);
+        }
+    }
+    into.fields.extend(w.fields);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salesforce_and_rfc3339_modstamps_read_alike() {
+        let a = modstamp_ms("2026-11-24T07:00:00.000+0000").unwrap();
+        let b = modstamp_ms("2026-11-24T07:00:00Z").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            modstamp_ms("2026-11-24T08:00:00.250+0100").unwrap(),
+            a + 250
+        );
+        assert!(modstamp_ms("yesterday").is_none());
+        assert!(modstamp_ms("").is_none());
+    }
+}
