@@ -60,8 +60,8 @@ enum Injected {
 impl Injected {
     /// The finding, repair or report line this drift must produce (exactly one).
     fn expect(self) -> Expect {
-        use Injected::*;
         use ExceptionKind as K;
+        use Injected::*;
         match self {
             Clean => Expect::Nothing,
             DuplicateKey => Expect::Finding(K::DuplicateExternalId),
@@ -468,10 +468,8 @@ fn main() -> ExitCode {
     let mut clock = Stopwatch::default();
 
     // Organizations, in pages of ORG_PAGE.
-    // The reconcile function knows last night's org count; the benchmark knows the world's.
     let mut builder = DiffBuilder::new(DiffConfig {
         threads,
-        expected_orgs: orgs.max(accounts) as usize * 6 / 5,
         ..DiffConfig::default()
     });
     let mut page: Vec<Organization> = Vec::with_capacity(ORG_PAGE + 4);

@@ -537,20 +537,30 @@ impl Collected<'_> {
     }
 }
 
-/// Sorts by account id through a small key array: moving the records themselves around in
-/// the sort costs more than the comparisons.
-fn sorted_by_account(pending: Vec<Pending>) -> Vec<Pending> {
+/// Sorts by account id through a small key array, then moves each record once, in place:
+/// moving the records around in the sort itself costs more than the comparisons.
+fn sorted_by_account(mut pending: Vec<Pending>) -> Vec<Pending> {
     let mut order: Vec<(AccountId, u32)> = pending
         .iter()
         .enumerate()
         .map(|(i, p)| (p.facts.id.clone(), i as u32))
         .collect();
     order.sort_unstable();
-    let mut slots: Vec<Option<Pending>> = pending.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .map(|(_, i)| slots[i as usize].take().expect("each position taken once"))
-        .collect()
+    // from[k]: where the record that belongs at position k is now.
+    let mut from: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
+    for start in 0..from.len() {
+        let mut k = start;
+        while from[k] as usize != k {
+            let src = from[k] as usize;
+            from[k] = k as u32;
+            if src == start {
+                break;
+            }
+            pending.swap(k, src);
+            k = src;
+        }
+    }
+    pending
 }
 
 /// Keeps the `limit` smallest distinct values, sorted.

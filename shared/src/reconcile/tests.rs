@@ -120,3 +120,31 @@ fn keep_smallest_is_order_independent() {
     assert_eq!(a, [1, 3, 7]);
     assert_eq!(a, b);
 }
+
+#[test]
+fn pending_accounts_are_sorted_in_place_by_id() {
+    for order in [
+        vec![3u32, 1, 2],
+        vec![5, 4, 3, 2, 1],
+        vec![2, 1, 4, 3, 6, 5],
+        vec![1],
+    ] {
+        let pending: Vec<Pending> = order
+            .iter()
+            .map(|&n| Pending {
+                facts: facts(acct(n), &format!("n{n}"), None, None),
+                consistent: Some(n),
+            })
+            .collect();
+        let sorted = sorted_by_account(pending);
+        let ids: Vec<u32> = sorted.iter().map(|p| p.consistent.unwrap()).collect();
+        let mut expected = order.clone();
+        expected.sort();
+        assert_eq!(ids, expected);
+        assert!(
+            sorted
+                .iter()
+                .all(|p| p.facts.id == acct(p.consistent.unwrap()))
+        );
+    }
+}
