@@ -10,6 +10,18 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use orglink_shared::domain::{DomainPolicy, WebsiteCheck};
 
+mod backfill;
+
+mod audit;
+mod config_check;
+mod context;
+mod dlq;
+mod exceptions;
+mod html;
+mod setup;
+mod sync;
+mod trace;
+
 #[derive(Parser)]
 #[command(
     name = "orglink",
@@ -28,6 +40,28 @@ enum Command {
     /// A report: it always exits 0 once the values are read. Pipe a CSV column in to review a
     /// whole export: `cut -d, -f3 accounts.csv | orglink check-website --json`.
     CheckWebsite(CheckWebsiteArgs),
+    /// Compares Salesforce and Zendesk now, read-only (no AWS needed): coverage, findings,
+    /// data fixes. Exit code 1 when critical findings exist.
+    Audit(audit::AuditArgs),
+    /// Asks the sync worker to re-sync one account now (enqueues a sync request).
+    Sync(sync::SyncArgs),
+    /// Shows why an account is linked as it is: last decision, rule, evidence, claims,
+    /// exceptions; `--live` also resolves now.
+    Trace(trace::TraceArgs),
+    /// Reviews the exception queue: list, show, resolve, dismiss.
+    Exceptions(exceptions::ExceptionsArgs),
+    /// The sync queue's dead letters: list, redrive.
+    Dlq(dlq::DlqArgs),
+    /// Checks the configuration, the credentials and both systems.
+    #[command(subcommand)]
+    Config(config_check::ConfigCommand),
+    /// Creates orglink's organization fields and webhook in Zendesk.
+    #[command(subcommand)]
+    Setup(setup::SetupCommand),
+    /// Links every eligible account from history: `plan` (a dry run that writes a plan file
+    /// with its hash), then `apply` the reviewed plan (docs/backfill.md).
+    #[command(subcommand)]
+    Backfill(backfill::BackfillCommand),
 }
 
 #[derive(Args)]
@@ -50,6 +84,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckWebsite(args) => check_website(args),
+        Command::Audit(args) => return audit::run(args),
+        Command::Sync(args) => return sync::run(args),
+        Command::Trace(args) => return trace::run(args),
+        Command::Exceptions(args) => return exceptions::run(args),
+        Command::Dlq(args) => return dlq::run(args),
+        Command::Config(command) => return config_check::run(command),
+        Command::Setup(command) => return setup::run(command),
+        Command::Backfill(command) => return backfill::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
