@@ -11,9 +11,9 @@ PIP := $(VENV)/bin/pip
 
 .PHONY: test fmt-check clippy unit python-tests demo bench venv clean-venv infra-check lambda-check build
 
-## test: formatting, lints, the dependency checks (deny), every Rust test in the workspace, then
-## the Python-driven suites, and the SAM template's checks.
-test: fmt-check clippy deny unit python-tests infra-check
+## test: formatting, lints, the dependency checks (deny), every Rust test in the workspace, a
+## few seconds of each fuzz target, then the Python-driven suites, and the SAM template's checks.
+test: fmt-check clippy deny unit fuzz-smoke python-tests infra-check
 
 fmt-check:
 	$(CARGO) fmt --all --check
