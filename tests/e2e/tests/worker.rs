@@ -1,0 +1,332 @@
+//! The sync worker end to end: the real handler and AWS adapters on moto (stack from the
+//! template), the sandbox's simulators, messages through the real SQS FIFO queue, and the local
+//! runner playing Lambda's event source mapping with several workers at once.
+
+mod worker_support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+
+use orglink_shared::aws::LinkStore;
+use orglink_shared::contract::EventKind;
+use orglink_shared::ids::AccountId;
+use orglink_sync_worker::batch::MessageFate;
+use orglink_sync_worker::sync::now_ms;
+use orglink_sync_worker::{CrashPoint, WorkerSettings};
+use worker_support::*;
+
+/// The last fate of every message id the runner saw.
+fn last_fates(fates: &[MessageFate]) -> BTreeMap<String, MessageFate> {
+    let mut out = BTreeMap::new();
+    for f in fates {
+        let id = match f {
+            MessageFate::Done { message_id, .. }
+            | MessageFate::RetryLater { message_id }
+            | MessageFate::Requeued { message_id }
+            | MessageFate::Poison { message_id } => message_id.clone(),
+        };
+        out.insert(id, f.clone());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_kind_links_end_to_end_and_every_message_is_accounted_for() {
+    let kinds = EventKind::ALL;
+    let ids: Vec<String> = (1..=kinds.len() as u64).map(account).collect();
+    let prospect = account(20);
+    let mut accounts: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            customer(
+                id,
+                &format!("Customer {i}"),
+                &format!("https://www.customer{i}-widgets.com"),
+            )
+        })
+        .collect();
+    accounts.push(json!({"Id": prospect, "Name": "Prospect", "Website": "prospect-widgets.com", "Type": "Prospect"}));
+    let w = World::start(
+        "worker-kinds",
+        json!({"salesforce": {"accounts": accounts}}),
+    )
+    .await;
+
+    let mut sent = 0;
+    for (id, kind) in ids.iter().zip(kinds) {
+        w.enqueue(&request(id, kind, &format!("ev-{kind}"))).await;
+        sent += 1;
+    }
+    // A duplicate delivery: the same request again (a retried intake past SQS's dedup window
+    // looks like this: same body, new deduplication id).
+    let dup = request(&ids[0], EventKind::ClosedWon, "ev-dup");
+    w.enqueue(&dup).await;
+    let mut again = dup.to_message();
+    again.event_id = "ev-dup-redelivered".into();
+    orglink_shared::aws::WorkQueue::send(&*w.queue, &again)
+        .await
+        .unwrap();
+    sent += 2;
+    // Not eligible: ignored with a reason. Poison: a body that is not a sync request.
+    w.enqueue(&request(&prospect, EventKind::NameChanged, "ev-prospect"))
+        .await;
+    w.enqueue_poison(&ids[1], "{\"this is\": \"not a sync request\"}")
+        .await;
+    sent += 2;
+
+    let report = w
+        .run_until(2, Duration::from_secs(60), || async {
+            let linked = w
+                .accounts()
+                .await
+                .iter()
+                .filter(|a| a["Zendesk_Sync_Status__c"] == "Linked")
+                .count();
+            linked == ids.len() && w.dlq_depth().await == 1 && w.queue_depth().await == (0, 0)
+        })
+        .await;
+    assert!(report.finished, "did not settle: {report:?}");
+
+    // One org per account, keyed with the 18-character id; the link written back.
+    let orgs = w.orgs().await;
+    assert_eq!(orgs.len(), ids.len());
+    for id in &ids {
+        let k = keyed(&orgs, id);
+        assert_eq!(k.len(), 1, "{id}");
+        let acc = w.account(id).await;
+        assert_eq!(acc["Zendesk_Org_ID__c"], k[0]["id"].to_string());
+    }
+    assert!(w.account(&prospect).await["Zendesk_Sync_Status__c"].is_null());
+
+    // Conservation: every message ended as succeeded, coalesced, deduplicated, ignored,
+    // exception, or dead letter (the poison one).
+    let fates = last_fates(&report.fates);
+    let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in fates.values() {
+        let k = match f {
+            MessageFate::Done { outcome, .. } => *outcome,
+            MessageFate::Poison { .. } => "poison",
+            other => panic!("a message did not finish: {other:?}"),
+        };
+        *by.entry(k).or_default() += 1;
+    }
+    assert_eq!(fates.len(), sent, "{by:?}");
+    assert_eq!(by.get("poison"), Some(&1), "{by:?}");
+    assert_eq!(by.get("ignored"), Some(&1), "{by:?}");
+    // The duplicate pair: one ran, the other was deduplicated (or coalesced if it came after).
+    assert_eq!(
+        by.get("succeeded").copied().unwrap_or(0)
+            + by.get("deduplicated").copied().unwrap_or(0)
+            + by.get("coalesced").copied().unwrap_or(0),
+        ids.len() + 2,
+        "{by:?}"
+    );
+    assert!(by.contains_key("deduplicated"), "{by:?}");
+    let dead = w.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].body.contains("not a sync request"));
+    assert_only_link_fields_written(&w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_events_for_one_new_account_across_workers_give_one_org() {
+    let a = account(1);
+    let w = World::start(
+        "worker-fifty",
+        json!({"salesforce": {"accounts": [customer(&a, "Fifty", "fifty-widgets.com")]}}),
+    )
+    .await;
+    for i in 0..50 {
+        w.enqueue(&request(&a, EventKind::ClosedWon, &format!("ev-{i}")))
+            .await;
+    }
+    // Beside the queue (which serializes one account's messages), the handler itself, called
+    // concurrently with distinct messages, as a visibility timeout running out would do.
+    let direct: Vec<_> = (0..6)
+        .map(|i| {
+            let worker = w.worker.clone();
+            let req = request(&a, EventKind::ClosedWon, &format!("direct-{i}"));
+            tokio::spawn(async move {
+                let body = serde_json::to_string(&req).unwrap();
+                worker.handle_request(&req, &body, now_ms() + 30_000).await
+            })
+        })
+        .collect();
+    let report = w
+        .run_until(4, Duration::from_secs(60), || async {
+            w.queue_depth().await == (0, 0)
+        })
+        .await;
+    for d in direct {
+        d.await.unwrap();
+    }
+    assert!(report.finished, "{report:?}");
+    let orgs = w.orgs().await;
+    assert_eq!(orgs.len(), 1, "{orgs:?}");
+    assert_eq!(keyed(&orgs, &a).len(), 1);
+    assert_eq!(
+        w.account(&a).await["Zendesk_Org_ID__c"],
+        orgs[0]["id"].to_string()
+    );
+    assert_eq!(w.dlq_depth().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_the_zendesk_create_and_the_write_back_reruns_to_one_org() {
+    let a = account(1);
+    let mut w = World::start(
+        "worker-crash",
+        json!({"salesforce": {"accounts": [customer(&a, "Crashy", "crashy-widgets.com")]}}),
+    )
+    .await;
+    let once = Arc::new(AtomicBool::new(true));
+    let flag = once.clone();
+    Arc::get_mut(&mut w.worker)
+        .expect("not shared yet")
+        .crash_hook = Some(Arc::new(move |p, _| {
+        p == CrashPoint::AfterZendeskWrite && flag.swap(false, Ordering::SeqCst)
+    }));
+    w.enqueue(&request(&a, EventKind::ClosedWon, "ev-1")).await;
+    let ids = [a.clone()];
+    let report = w.run_until_linked(2, &ids, Duration::from_secs(40)).await;
+    assert!(report.finished, "{report:?}");
+    assert_eq!(report.crashes, 1);
+    let orgs = w.orgs().await;
+    assert_eq!(orgs.len(), 1);
+    let acc = w.account(&a).await;
+    assert_eq!(acc["Zendesk_Org_ID__c"], orgs[0]["id"].to_string());
+    assert_eq!(acc["Zendesk_Sync_Status__c"], "Linked");
+    let record = w
+        .worker
+        .stores
+        .links
+        .get(&AccountId::parse(&a).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.org.map(|o| o.to_string()),
+        Some(orgs[0]["id"].to_string())
+    );
+    assert_eq!(w.dlq_depth().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_storm_and_a_zendesk_outage_longer_than_any_retry_end_linked_with_an_empty_dlq() {
+    let ids: Vec<String> = (1..=4).map(account).collect();
+    let accounts: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            customer(
+                id,
+                &format!("Stormy {i}"),
+                &format!("stormy{i}-widgets.com"),
+            )
+        })
+        .collect();
+    // Re-send a message before it nears the redrive count (MaxReceiveCount 5 in the template).
+    let settings = WorkerSettings {
+        requeue_at_receive_count: 2,
+        ..fast_settings()
+    };
+    let w = World::start_with(
+        "worker-storm",
+        json!({"salesforce": {"accounts": accounts}}),
+        settings,
+    )
+    .await;
+    // The outage (every Zendesk call 503) lasts longer than any single backoff (1–2 s here,
+    // minutes in production: docs/worker.md), then 429s keep coming at random.
+    w.zd_post(
+        "faults",
+        json!({"seed": 7, "outage_ms": 8000, "default": {"rate_limit_429": 0.3}}),
+    )
+    .await;
+    for (i, id) in ids.iter().enumerate() {
+        w.enqueue(&request(id, EventKind::ClosedWon, &format!("ev-{i}")))
+            .await;
+    }
+    let report = w.run_until_linked(2, &ids, Duration::from_secs(90)).await;
+    assert!(report.finished, "{report:?}");
+    let retried = report
+        .fates
+        .iter()
+        .filter(|f| matches!(f, MessageFate::RetryLater { .. }))
+        .count();
+    let requeued = report
+        .fates
+        .iter()
+        .filter(|f| matches!(f, MessageFate::Requeued { .. }))
+        .count();
+    assert!(retried > 0, "the outage caused retries");
+    assert!(
+        requeued > 0,
+        "long-retried messages were sent again fresh: {report:?}"
+    );
+    let orgs = w.orgs().await;
+    assert_eq!(orgs.len(), ids.len());
+    for id in &ids {
+        assert_eq!(keyed(&orgs, id).len(), 1);
+        assert_eq!(w.account(id).await["Zendesk_Sync_Status__c"], "Linked");
+    }
+    assert_eq!(
+        w.dlq_depth().await,
+        0,
+        "an outage never fills the dead-letter queue"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failures_and_a_blocked_write_back_end_as_exceptions() {
+    let blocked = account(1);
+    let refused = account(2);
+    let w = World::start(
+        "worker-permanent",
+        json!({"salesforce": {
+            "accounts": [customer(&blocked, "Blocked", "blocked-widgets.com"), customer(&refused, "Refused", "refused-widgets.com")],
+            "switches": {"validation_rules": {blocked.clone(): "Accounts under legal review cannot be edited"}}
+        }}),
+    )
+    .await;
+    // A picklist without orglink's values: Salesforce refuses the status for good.
+    w.sf_post(
+        "switches",
+        json!({"sync_status_values": ["Something Else"]}),
+    )
+    .await;
+    w.enqueue(&request(&blocked, EventKind::ClosedWon, "ev-b"))
+        .await;
+    w.enqueue(&request(&refused, EventKind::ClosedWon, "ev-r"))
+        .await;
+    let report = w
+        .run_until(2, Duration::from_secs(40), || async {
+            w.queue_depth().await == (0, 0)
+        })
+        .await;
+    assert!(report.finished, "{report:?}");
+    use orglink_shared::aws::{ExceptionFilter, ExceptionStatus, ExceptionStore};
+    use orglink_shared::exceptions::ExceptionKind;
+    let rows = w
+        .worker
+        .stores
+        .exceptions
+        .list(&ExceptionFilter::status(ExceptionStatus::Open))
+        .await
+        .unwrap();
+    for id in [&blocked, &refused] {
+        let row = rows
+            .iter()
+            .find(|r| r.finding.accounts.iter().any(|a| a.as_str() == id.as_str()))
+            .unwrap_or_else(|| panic!("no exception for {id}: {rows:?}"));
+        assert_eq!(row.kind(), ExceptionKind::WriteBackBlocked);
+    }
+    assert_eq!(w.dlq_depth().await, 0);
+    // Zendesk holds the keyed orgs, so fixing Salesforce and syncing again links them.
+    assert_eq!(w.orgs().await.len(), 2);
+}

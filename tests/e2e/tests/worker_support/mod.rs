@@ -1,0 +1,353 @@
+//! What the sync worker's end-to-end suites share: a stack on moto (from the template) with
+//! the credentials secret pointing at the sandbox, the worker built by the production wiring
+//! (`from_aws`), the sandbox process, enqueueing through the real SQS adapter, and the local
+//! runner around the real handler.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use orglink_harness::{AwsEnv, LocalStack, Sandbox, moto_stack};
+use orglink_shared::aws::queue::SqsQueue;
+use orglink_shared::aws::{QueueMessage, ReceivedMessage, WorkQueue};
+use orglink_shared::contract::EventKind;
+use orglink_shared::http::{CallLog, RetryPolicy};
+use orglink_shared::ids::AccountId;
+use orglink_shared::salesforce::SalesforceConfig;
+use orglink_shared::sync_request::{RequestSource, SyncRequest};
+use orglink_shared::zendesk::ZendeskConfig;
+use orglink_sync_worker::WorkerSettings;
+use orglink_sync_worker::aws::{AwsWorker, WorkerEnv, from_aws};
+use orglink_sync_worker::runner::{RunReport, RunnerConfig, run};
+use orglink_sync_worker::settings::SETTINGS_ENV;
+
+/// The embedded default configuration's binding.
+pub const BOUND_ORG: &str = "00D000000000001EAA";
+pub const SF_CLIENT_SECRET: &str = "orglink-sandbox-consumer-secret";
+pub const ZD_TOKEN: &str = "sandbox-zendesk-token";
+
+/// An 18-character account id `001SB…` numbered `n` (valid checksum).
+pub fn account(n: u64) -> String {
+    let id15 = format!("001SB{n:010}");
+    AccountId::parse(&id15).unwrap().as_str().to_string()
+}
+
+pub fn customer(id: &str, name: &str, website: &str) -> Value {
+    json!({"Id": id, "Name": name, "Website": website, "Type": "Customer - Direct"})
+}
+
+/// Retry settings scaled to seconds (docs/worker.md, "Scaling the retry schedule in tests").
+pub fn fast_settings() -> WorkerSettings {
+    WorkerSettings {
+        max_attempts: 40,
+        failing_after_secs: 300,
+        backoff_base_secs: 1,
+        backoff_max_secs: 2,
+        requeue_at_receive_count: 4,
+        poison_visibility_secs: 1,
+        zendesk: ZendeskConfig {
+            retry: RetryPolicy::fast(),
+            ..ZendeskConfig::default()
+        },
+        salesforce: SalesforceConfig {
+            retry: RetryPolicy::fast(),
+            ..SalesforceConfig::default()
+        },
+        ..WorkerSettings::default()
+    }
+}
+
+pub struct World {
+    pub aws: AwsEnv,
+    pub stack: LocalStack,
+    pub sandbox: Sandbox,
+    pub worker: Arc<AwsWorker>,
+    pub queue: Arc<SqsQueue>,
+    pub calls: CallLog,
+    admin: reqwest::Client,
+    _scenario: TempFile,
+}
+
+struct TempFile(PathBuf);
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl World {
+    pub async fn start(label: &str, scenario: Value) -> World {
+        Self::start_with(label, scenario, fast_settings()).await
+    }
+
+    pub async fn start_with(label: &str, scenario: Value, settings: WorkerSettings) -> World {
+        let (aws, stack) = moto_stack(label).await;
+        let path =
+            std::env::temp_dir().join(format!("{}-scenario.json", stack.parameters["Prefix"]));
+        std::fs::write(&path, scenario.to_string()).unwrap();
+        let sandbox = Sandbox::start_with(Some(&path), &["--salesforce-org-id", BOUND_ORG])
+            .unwrap_or_else(|e| panic!("{e} (build it: cargo build -p orglink-sandbox)"));
+        let names = stack.names().expect("the stack's names");
+        let creds = json!({
+            "salesforce": {"my_domain_url": sandbox.salesforce, "client_id": "orglink-sandbox-consumer-key",
+                           "flow": "client_credentials", "client_secret": SF_CLIENT_SECRET},
+            "zendesk": {"auth": "api_token", "email": "admin@example.com", "api_token": ZD_TOKEN}
+        });
+        aws.secrets()
+            .put_secret_value()
+            .secret_id(&names.secret_id)
+            .secret_string(creds.to_string())
+            .send()
+            .await
+            .expect("put the credentials secret");
+        let mut settings = settings;
+        settings.zendesk.base_url = Some(sandbox.zendesk.clone());
+        let mut env: BTreeMap<String, String> = names
+            .to_env()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        env.insert(
+            SETTINGS_ENV.into(),
+            serde_json::to_string(&settings).unwrap(),
+        );
+        let env =
+            WorkerEnv::from_lookup(|k| env.get(k).cloned()).expect("the worker's environment");
+        let calls = CallLog::new();
+        let worker = from_aws(aws.sdk_config(), &env, calls.clone())
+            .await
+            .expect("the worker starts");
+        let queue = Arc::new(SqsQueue::new(
+            aws.sqs(),
+            names.sync_queue_url.clone(),
+            names.sync_dlq_url.clone(),
+        ));
+        World {
+            aws,
+            stack,
+            sandbox,
+            worker: Arc::new(worker),
+            queue,
+            calls,
+            admin: reqwest::Client::new(),
+            _scenario: TempFile(path),
+        }
+    }
+
+    async fn admin(&self, base: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{base}/_sandbox/{path}");
+        let req = match body {
+            Some(b) => self.admin.post(url).json(&b),
+            None => self.admin.get(url),
+        };
+        let resp = req.send().await.expect("admin call");
+        assert!(
+            resp.status().is_success(),
+            "admin {path}: {}",
+            resp.status()
+        );
+        resp.json().await.unwrap_or(Value::Null)
+    }
+    pub async fn sf_post(&self, path: &str, body: Value) -> Value {
+        self.admin(&self.sandbox.salesforce, path, Some(body)).await
+    }
+    pub async fn sf_get(&self, path: &str) -> Value {
+        self.admin(&self.sandbox.salesforce, path, None).await
+    }
+    pub async fn zd_post(&self, path: &str, body: Value) -> Value {
+        self.admin(&self.sandbox.zendesk, path, Some(body)).await
+    }
+    pub async fn zd_get(&self, path: &str) -> Value {
+        self.admin(&self.sandbox.zendesk, path, None).await
+    }
+
+    pub async fn orgs(&self) -> Vec<Value> {
+        self.zd_get("state").await["zendesk"]["organizations"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn accounts(&self) -> Vec<Value> {
+        self.sf_get("state").await["salesforce"]["accounts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn account(&self, id: &str) -> Value {
+        self.accounts()
+            .await
+            .into_iter()
+            .find(|a| a["Id"] == id)
+            .expect("account in the sandbox")
+    }
+
+    /// Enqueues through the real SQS adapter.
+    pub async fn enqueue(&self, req: &SyncRequest) -> QueueMessage {
+        let m = req.to_message();
+        self.queue.send(&m).await.expect("enqueue");
+        m
+    }
+
+    /// A message whose body is not a sync request.
+    pub async fn enqueue_poison(&self, group: &str, body: &str) {
+        let m = QueueMessage {
+            account: AccountId::parse(group).unwrap(),
+            event_id: "poison".into(),
+            body: body.into(),
+        };
+        self.queue.send(&m).await.expect("enqueue");
+    }
+
+    /// Runs `workers` workers until every listed account has its link (and `extra` holds).
+    pub async fn run_until_linked(
+        &self,
+        workers: usize,
+        accounts: &[String],
+        max: Duration,
+    ) -> RunReport {
+        self.run_until(workers, max, || async move {
+            let all = self.accounts().await;
+            accounts.iter().all(|id| {
+                all.iter()
+                    .any(|a| a["Id"] == id.as_str() && a["Zendesk_Sync_Status__c"].is_string())
+            })
+        })
+        .await
+    }
+
+    pub async fn run_until<F, Fut>(&self, workers: usize, max: Duration, until: F) -> RunReport
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let config = RunnerConfig {
+            workers,
+            batch_size: 10,
+            visibility_secs: 6,
+            timeout_ms: 5000,
+            idle_poll_ms: 100,
+        };
+        run(
+            vec![self.worker.clone(); workers],
+            self.queue.clone(),
+            config,
+            until,
+            max,
+        )
+        .await
+    }
+
+    /// Messages still on the queue, visible or in flight.
+    pub async fn queue_depth(&self) -> (u64, u64) {
+        self.depth(&self.stack.names().unwrap().sync_queue_url)
+            .await
+    }
+
+    pub async fn dlq_depth(&self) -> u64 {
+        let (v, f) = self.depth(&self.stack.names().unwrap().sync_dlq_url).await;
+        v + f
+    }
+
+    async fn depth(&self, url: &str) -> (u64, u64) {
+        use aws_sdk_sqs::types::QueueAttributeName as N;
+        let out = self
+            .aws
+            .sqs()
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(N::ApproximateNumberOfMessages)
+            .attribute_names(N::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("queue attributes");
+        let get = |n: N| {
+            out.attributes()
+                .and_then(|a| a.get(&n))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (
+            get(N::ApproximateNumberOfMessages),
+            get(N::ApproximateNumberOfMessagesNotVisible),
+        )
+    }
+
+    pub async fn dead_letters(&self) -> Vec<ReceivedMessage> {
+        self.queue.dead_letters(10).await.expect("dead letters")
+    }
+
+    /// Every Salesforce write in the sandbox's log, as (record id, field names).
+    pub async fn salesforce_writes(&self) -> Vec<(String, Vec<String>)> {
+        self.sf_get("writes")
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|w| {
+                (
+                    w["id"].as_str().unwrap_or_default().to_string(),
+                    w["fields"]
+                        .as_object()
+                        .map(|f| f.keys().cloned().collect())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+pub fn request(account: &str, kind: EventKind, event_id: &str) -> SyncRequest {
+    SyncRequest {
+        account_id: AccountId::parse(account).unwrap(),
+        event_id: event_id.into(),
+        kind,
+        source: RequestSource::SalesforceNotifier,
+        occurred_at: OffsetDateTime::now_utc(),
+        account_modstamp: None,
+        org_id: None,
+        note: None,
+    }
+}
+
+/// Orgs whose external_id is `account`.
+pub fn keyed<'a>(orgs: &'a [Value], account: &str) -> Vec<&'a Value> {
+    orgs.iter()
+        .filter(|o| {
+            o["external_id"]
+                .as_str()
+                .is_some_and(|k| k.eq_ignore_ascii_case(account))
+        })
+        .collect()
+}
+
+/// The link fields: the only Salesforce fields orglink may write.
+pub const LINK_FIELDS: [&str; 4] = [
+    "Zendesk_Org_ID__c",
+    "Zendesk_Domain__c",
+    "Last_Zendesk_Sync_At__c",
+    "Zendesk_Sync_Status__c",
+];
+
+/// Asserts the sandbox's write log holds no Salesforce write outside the link fields.
+pub async fn assert_only_link_fields_written(w: &World) {
+    let writes = w.salesforce_writes().await;
+    assert!(!writes.is_empty(), "expected some write-back");
+    for (id, fields) in writes {
+        for f in fields {
+            let bookkeeping =
+                ["LastModifiedDate", "SystemModstamp", "LastModifiedById"].contains(&f.as_str());
+            assert!(
+                LINK_FIELDS.contains(&f.as_str()) || bookkeeping,
+                "orglink wrote {f} on {id}"
+            );
+        }
+    }
+}
