@@ -108,6 +108,7 @@ $(CARGO_DENY):
 ## fuzz-smoke: every fuzz target for FUZZ_SMOKE_SECONDS from its seeds (a debug build; new
 ## inputs go to target/fuzz-smoke, never into the committed seeds).
 fuzz-smoke: $(CARGO_FUZZ)
+	rustfmt --edition 2024 --check fuzz/fuzz_targets/*.rs
 	$(FUZZ) build --dev $(FUZZ_FEATURES)
 	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p target/fuzz-smoke/$$t; \
