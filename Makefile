@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: test fmt-check clippy unit python-tests demo bench venv clean-venv infra-check lambda-check build
+.PHONY: test fmt-check clippy unit python-tests demo bench bench-reconcile venv clean-venv infra-check lambda-check build
 
 ## test: formatting, lints, the dependency checks (deny), every Rust test in the workspace, a
 ## few seconds of each fuzz target, then the Python-driven suites, and the SAM template's checks.
@@ -52,8 +52,13 @@ demo:
 	$(CARGO) run --quiet -p orglink-cli --example demo
 
 ## bench: measured figures recorded in docs/benchmarks.md.
-bench:
+bench: bench-reconcile
 	$(CARGO) run --release -p orglink-shared --example reconcile_diff_bench
+
+## bench-reconcile: a 100,000-account reconcile against the sandbox, once uninterrupted and once
+## through checkpoints (a page limit per invocation); API calls against the floor.
+bench-reconcile:
+	$(CARGO) run --release -p orglink-reconcile --example reconcile_bench -- 100000 400
 
 clean-venv:
 	rm -rf $(VENV)

@@ -123,6 +123,9 @@ pub trait OrgMirror: Send + Sync {
         &self,
         external_id: &str,
     ) -> impl Future<Output = Result<Vec<MirroredOrg>, StoreError>> + Send;
+    /// Every mirrored organization, by id (a scan: reconcile rebuilds its index from it when a
+    /// run continues in a new invocation).
+    fn all(&self) -> impl Future<Output = Result<Vec<MirroredOrg>, StoreError>> + Send;
     /// Where a resumable listing stopped (an opaque cursor), if it did.
     fn checkpoint(
         &self,
@@ -180,6 +183,16 @@ impl OrgMirror for MemoryMirror {
         Ok(orgs
             .values()
             .filter(|o| o.external_id.as_deref().map(external_key) == Some(want.clone()))
+            .cloned()
+            .collect())
+    }
+
+    async fn all(&self) -> Result<Vec<MirroredOrg>, StoreError> {
+        Ok(self
+            .orgs
+            .lock()
+            .expect("mirror lock")
+            .values()
             .cloned()
             .collect())
     }
@@ -516,6 +529,29 @@ mod dynamo_impl {
                 .index_name("by_external_id")
                 .key_condition_expression("external_id_lc = :e")
                 .expression_attribute_values(":e", s(external_key(external_id)))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            let mut orgs = items
+                .iter()
+                .map(|i| self.read_item(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            orgs.sort_by_key(|o| o.id);
+            Ok(orgs)
+        }
+
+        async fn all(&self) -> Result<Vec<MirroredOrg>, StoreError> {
+            // Org items only (domain and checkpoint items share the table).
+            let items = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :org")
+                .expression_attribute_values(":org", s(ORG_SK))
+                .consistent_read(true)
                 .into_paginator()
                 .items()
                 .send()

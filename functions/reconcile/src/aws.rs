@@ -1,0 +1,207 @@
+//! The production wiring: DynamoDB and SQS adapters, the credentials secret read once per cold
+//! start, both clients drawing from the shared rate budget, and the continuation.
+//!
+//! **Continuation.** The Scheduler fires once; when an invocation nears its deadline it saves
+//! its progress and the function invokes *itself* asynchronously (`InvocationType=Event`) with
+//! `{"mode": …, "run_id": …}`. Chosen over a message on a queue because no queue feeds this
+//! function (the sync queue is the worker's) and an async invoke needs nothing new but one IAM
+//! permission (`lambda:InvokeFunction` on the function's own ARN). With reserved concurrency 1
+//! the new invocation waits in Lambda's asynchronous queue until this one returns; a failed
+//! continuation is retried by Lambda (once) and then lands in the delivery dead-letter queue,
+//! and the `reconcile-not-completed` alarm fires as for any run that never completes.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+
+use orglink_shared::aws::budget::DynamoBudget;
+use orglink_shared::aws::exceptions::DynamoExceptions;
+use orglink_shared::aws::links::DynamoLinks;
+use orglink_shared::aws::mirror::DynamoMirror;
+use orglink_shared::aws::names::MissingNames;
+use orglink_shared::aws::queue::SqsQueue;
+use orglink_shared::aws::runs::DynamoRuns;
+use orglink_shared::aws::secrets::SecretsManagerSecret;
+use orglink_shared::aws::{ResourceNames, SecretSource, SharedRateBudget};
+use orglink_shared::contract::{Config, ConfigError};
+use orglink_shared::credentials::Credentials;
+use orglink_shared::domain::DomainPolicy;
+use orglink_shared::http::{CallLog, RateBudget};
+use orglink_shared::salesforce::SalesforceClient;
+use orglink_shared::zendesk::ZendeskClient;
+
+use crate::event::ReconcileEvent;
+use crate::review::DynamoLists;
+use crate::run::{Ports, Reconciler, Stores};
+use crate::scratch::DynamoScratch;
+use crate::settings::{ReconcileSettings, SettingsError};
+use crate::summary::MetricsConfig;
+
+pub const CONFIG_FILE_ENV: &str = "ORGLINK_CONFIG_FILE";
+pub const CONFIG_TOML_ENV: &str = "ORGLINK_CONFIG_TOML";
+/// Set by Lambda: the function to invoke for a continuation.
+pub const FUNCTION_NAME_ENV: &str = "AWS_LAMBDA_FUNCTION_NAME";
+
+/// The AWS adapters.
+pub struct AwsPorts;
+
+impl Ports for AwsPorts {
+    type Mirror = DynamoMirror;
+    type Exceptions = DynamoExceptions;
+    type Runs = DynamoRuns;
+    type Queue = SqsQueue;
+    type Links = DynamoLinks;
+    type Scratch = DynamoScratch;
+    type Lists = DynamoLists;
+}
+
+pub type AwsReconciler = Reconciler<AwsPorts>;
+
+/// Why reconcile cannot start. None carries a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    MissingNames(#[from] MissingNames),
+    #[error("the configuration named by {CONFIG_FILE_ENV} cannot be read: {0}")]
+    ConfigFile(String),
+    #[error("the configuration is invalid: {0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("the credentials secret cannot be read: {0}")]
+    Secret(String),
+    #[error("cannot connect to Salesforce: {0}")]
+    Salesforce(String),
+    #[error("cannot connect to Zendesk: {0}")]
+    Zendesk(String),
+}
+
+/// The environment reconcile runs in.
+#[derive(Debug, Clone)]
+pub struct ReconcileEnv {
+    pub names: ResourceNames,
+    pub config: Config,
+    pub settings: ReconcileSettings,
+    pub metrics: MetricsConfig,
+    pub default_config: bool,
+}
+
+impl ReconcileEnv {
+    pub fn from_env() -> Result<Self, StartError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, StartError> {
+        let names = ResourceNames::from_lookup(&lookup)?;
+        let (config, default_config) = match (lookup(CONFIG_FILE_ENV), lookup(CONFIG_TOML_ENV)) {
+            (Some(path), _) if !path.trim().is_empty() => {
+                let text = std::fs::read_to_string(path.trim())
+                    .map_err(|e| StartError::ConfigFile(format!("{path}: {e}")))?;
+                (Config::from_toml(&text)?, false)
+            }
+            (_, Some(text)) if !text.trim().is_empty() => (Config::from_toml(&text)?, false),
+            _ => (Config::embedded_default(), true),
+        };
+        let settings = ReconcileSettings::from_json(
+            &lookup(crate::settings::SETTINGS_ENV).unwrap_or_default(),
+        )?;
+        Ok(ReconcileEnv {
+            names,
+            config,
+            settings,
+            metrics: MetricsConfig::from_lookup(&lookup),
+            default_config,
+        })
+    }
+}
+
+/// The stores over DynamoDB and SQS.
+pub fn stores(sdk: &SdkConfig, names: &ResourceNames) -> Stores<AwsPorts> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    Stores {
+        mirror: DynamoMirror::new(dynamodb.clone(), names.org_mirror_table.clone()),
+        exceptions: DynamoExceptions::new(dynamodb.clone(), names.exceptions_table.clone()),
+        runs: DynamoRuns::new(dynamodb.clone(), names.runs_table.clone()),
+        queue: SqsQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            names.sync_queue_url.clone(),
+            names.sync_dlq_url.clone(),
+        ),
+        links: DynamoLinks::new(dynamodb.clone(), names.links_table.clone()),
+        scratch: DynamoScratch::new(dynamodb.clone(), names.runs_table.clone()),
+        lists: DynamoLists::new(dynamodb, names.exceptions_table.clone()),
+    }
+}
+
+/// Reconcile over the AWS adapters; `calls` counts every Salesforce and Zendesk call.
+pub async fn from_aws(
+    sdk: &SdkConfig,
+    env: &ReconcileEnv,
+    calls: CallLog,
+) -> Result<AwsReconciler, StartError> {
+    let names = &env.names;
+    let secret = SecretsManagerSecret::new(
+        aws_sdk_secretsmanager::Client::new(sdk),
+        names.secret_id.clone(),
+    )
+    .fetch()
+    .await
+    .map_err(|e| StartError::Secret(e.to_string()))?;
+    let creds = Credentials::from_secret_json(secret.expose())
+        .map_err(|e| StartError::Secret(e.to_string()))?;
+    let budget: Arc<dyn RateBudget> = Arc::new(SharedRateBudget::new(
+        Arc::new(DynamoBudget::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            names.rate_budget_table.clone(),
+        )),
+        env.settings.salesforce_budget(),
+        env.settings.zendesk_budget(),
+    ));
+    let binding = env.config.binding();
+    let salesforce = SalesforceClient::connect(
+        env.settings.salesforce.clone(),
+        creds.salesforce,
+        binding,
+        budget.clone(),
+        calls.clone(),
+    )
+    .await
+    .map_err(|e| StartError::Salesforce(e.to_string()))?;
+    let zendesk = ZendeskClient::connect(
+        env.settings.zendesk.clone(),
+        creds.zendesk,
+        binding,
+        budget,
+        calls.clone(),
+    )
+    .await
+    .map_err(|e| StartError::Zendesk(e.to_string()))?;
+    Ok(Reconciler {
+        config: env.config.clone(),
+        policy: DomainPolicy::default(),
+        settings: env.settings.clone(),
+        metrics: env.metrics.clone(),
+        salesforce,
+        zendesk,
+        calls,
+        stores: stores(sdk, names),
+    })
+}
+
+/// Starts the next invocation of this function with `event`, asynchronously.
+pub async fn continue_in_new_invocation(
+    lambda: &aws_sdk_lambda::Client,
+    function_name: &str,
+    event: &ReconcileEvent,
+) -> Result<(), String> {
+    let payload = serde_json::to_vec(event).expect("an event serializes");
+    lambda
+        .invoke()
+        .function_name(function_name)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+        .send()
+        .await
+        .map_err(|e| format!("{}", aws_sdk_lambda::error::DisplayErrorContext(e)))?;
+    Ok(())
+}

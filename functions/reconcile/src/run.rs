@@ -1,0 +1,1052 @@
+//! One reconcile run, across as many invocations as it needs.
+//!
+//! A run goes through two phases, each resumable:
+//!
+//! 1. **Organizations.** A full run lists every organization by cursor and writes the ones that
+//!    changed into the mirror, then removes what Zendesk no longer lists; a delta reads the
+//!    incremental export since the last run. Progress: the listing cursor (or the export's
+//!    `end_time`) and the ids already listed (scratch parts).
+//! 2. **Accounts.** The diff's compact organization index is rebuilt from the mirror (a scan:
+//!    no API calls), then the accounts stream in `Id` order through `queryAll` (deleted and
+//!    merged ones included), resuming after the last id a previous invocation took in. The facts
+//!    already taken in are replayed from scratch parts, so the diff sees every account exactly
+//!    once and decides everything — orphans and duplicates included — in the invocation that
+//!    reaches the end of the stream. That invocation upserts the rows, auto-resolves (complete
+//!    full runs only), enqueues repairs and writes the summary.
+//!
+//! Before the Lambda deadline (or a page limit, in tests) an invocation commits its progress
+//! and answers [`Step::Continue`]: the caller starts a new invocation with that event (the
+//! Lambda main invokes itself asynchronously; the local runner loops). A budget refusal stops
+//! the run cleanly: its summary says why and nothing is auto-resolved.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use orglink_shared::aws::exceptions::ORGLINK;
+use orglink_shared::aws::{
+    ExceptionFilter, ExceptionStatus, ExceptionStore, LinkStore, OrgMirror, RunStatus, RunStore,
+    StoreError, WorkQueue, mirror::MirroredOrg,
+};
+use orglink_shared::contract::{Config, EventKind};
+use orglink_shared::domain::DomainPolicy;
+use orglink_shared::exceptions::{ExceptionKind, Finding, Fingerprint, ReportLine, Severity};
+use orglink_shared::http::{BudgetRefusal, CallLog, System};
+use orglink_shared::ids::{AccountId, OrgId};
+use orglink_shared::model::{Account, Organization};
+use orglink_shared::reconcile::{AccountFacts, DiffBuilder, DiffConfig, Repair, RepairReason};
+use orglink_shared::salesforce::soql::{Cond, Lit, Op};
+use orglink_shared::salesforce::{SalesforceClient, SalesforceError};
+use orglink_shared::sync_request::{RequestSource, SyncRequest};
+use orglink_shared::zendesk::{ZendeskClient, ZendeskError};
+
+use crate::event::{Mode, ReconcileEvent};
+use crate::facts::{account_facts, matters, written_domain};
+use crate::review::ReviewLists;
+use crate::scratch::{Scratch, split_parts};
+use crate::settings::ReconcileSettings;
+use crate::summary::{
+    AccountCounts, MetricsConfig, OrgCounts, RepairCounts, RowCounts, RunState, RunSummary,
+    StopReason,
+};
+
+/// The mirror checkpoint holding where the next delta's incremental export starts (Unix s).
+pub const INCREMENTAL_CHECKPOINT: &str = "reconcile-incremental-export";
+
+/// The state and messaging edges reconcile uses, as one bundle of types.
+pub trait Ports: Send + Sync + 'static {
+    type Mirror: OrgMirror + 'static;
+    type Exceptions: ExceptionStore + 'static;
+    type Runs: RunStore + 'static;
+    type Queue: WorkQueue + 'static;
+    type Links: LinkStore + 'static;
+    type Scratch: Scratch + 'static;
+    type Lists: ReviewLists + 'static;
+}
+
+pub struct Stores<P: Ports> {
+    pub mirror: P::Mirror,
+    pub exceptions: P::Exceptions,
+    pub runs: P::Runs,
+    /// The sync queue: repairs go through the worker like every other change.
+    pub queue: P::Queue,
+    pub links: P::Links,
+    pub scratch: P::Scratch,
+    pub lists: P::Lists,
+}
+
+/// When an invocation must hand over to the next one.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// The Lambda deadline.
+    pub deadline: Option<Instant>,
+    /// Hand over when less than this is left before the deadline.
+    pub reserve: Duration,
+    /// Hand over after this many API pages (listing, export or account pages) in one
+    /// invocation: the deterministic stand-in for a short deadline, for tests and benchmarks.
+    pub max_pages: Option<u32>,
+}
+
+impl Limits {
+    /// No limit: the run finishes in one invocation.
+    pub fn none() -> Self {
+        Limits::default()
+    }
+
+    pub fn deadline(deadline: Instant, reserve: Duration) -> Self {
+        Limits {
+            deadline: Some(deadline),
+            reserve,
+            max_pages: None,
+        }
+    }
+
+    pub fn pages(max_pages: u32) -> Self {
+        Limits {
+            max_pages: Some(max_pages.max(1)),
+            ..Limits::default()
+        }
+    }
+
+    /// Whether to hand over after `pages` pages in this invocation. Never before the first
+    /// page: every invocation makes progress, whatever the deadline.
+    fn must_yield(&self, pages: u32) -> bool {
+        pages > 0 && self.must_yield_now(pages)
+    }
+
+    fn must_yield_now(&self, pages: u32) -> bool {
+        self.max_pages.is_some_and(|m| pages >= m)
+            || self
+                .deadline
+                .is_some_and(|d| d.saturating_duration_since(Instant::now()) < self.reserve)
+    }
+}
+
+/// What an invocation came to.
+#[derive(Debug)]
+pub enum Step {
+    /// Progress is saved; invoke again with this event.
+    Continue(ReconcileEvent),
+    /// The run is over (complete or stopped).
+    Finished(Box<RunOutcome>),
+}
+
+/// A finished run: its summary, every report line, and the EMF metric lines to print.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub summary: RunSummary,
+    pub report: Vec<ReportLine>,
+    /// Empty when the run had finished before this invocation (a re-delivered event).
+    pub metrics: Vec<String>,
+}
+
+/// Why an invocation failed. A failed invocation is retried (Lambda retries an asynchronous
+/// invocation once; a continuation resumes from the last saved progress).
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Salesforce(#[from] SalesforceError),
+    #[error(transparent)]
+    Zendesk(#[from] ZendeskError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("run {0} is unknown or expired; start a new run with {{\"mode\": \"full\"}}")]
+    UnknownRun(String),
+    #[error("run {run_id} cannot be resumed ({detail}); start a new run")]
+    BadCheckpoint { run_id: String, detail: String },
+    #[error("a run named {0} exists already; wait a millisecond and start again")]
+    RunExists(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Phase {
+    #[default]
+    Orgs,
+    Accounts,
+}
+
+/// What a continuation needs: cursors, counters and how many scratch parts hold the rest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Checkpoint {
+    phase: Phase,
+    /// Full: the listing's cursor after the last page taken in.
+    org_cursor: Option<String>,
+    /// Delta: where the incremental export continues (Unix seconds).
+    export_from_s: Option<i64>,
+    /// Delta: accounts changed after this instant (epoch ms).
+    accounts_since_ms: Option<i64>,
+    /// The last account id taken in (the stream resumes with `Id >` it).
+    last_account: Option<AccountId>,
+    accounts_done: bool,
+    org_parts: u32,
+    account_parts: u32,
+    invocations: u32,
+    /// Invocations that began the last step (a retried last step skips rows already seen).
+    finish_attempts: u32,
+    orgs: OrgCounts,
+    accounts: AccountCounts,
+    /// API calls of the earlier invocations, by `system/endpoint`.
+    calls: BTreeMap<String, u64>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Calls sent (refusals by the budget are not calls), by `system/endpoint`.
+fn sent_calls(log: &CallLog) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for (k, n) in log.snapshot() {
+        if k.outcome != "refused" {
+            *out.entry(format!("{}/{}", k.system.as_str(), k.endpoint))
+                .or_default() += n;
+        }
+    }
+    out
+}
+
+/// The stop a budget refusal means, if the error is one.
+fn budget_stop(err: &RunError) -> Option<StopReason> {
+    let (system, refusal): (System, &BudgetRefusal) = match err {
+        RunError::Salesforce(SalesforceError::Budget(r)) => (System::Salesforce, r),
+        RunError::Zendesk(ZendeskError::Budget(r)) => (System::Zendesk, r),
+        _ => return None,
+    };
+    let detail = refusal.to_string();
+    Some(match (system, refusal) {
+        (_, BudgetRefusal::DailyReserve { .. }) | (System::Salesforce, _) => {
+            StopReason::SalesforceReserve { detail }
+        }
+        _ => StopReason::ZendeskShare { detail },
+    })
+}
+
+/// Kinds the diff can report. The others (`write_back_blocked`, `sync_failing`) come from the
+/// worker, so a reconcile run never auto-resolves them.
+fn diff_kinds() -> BTreeSet<ExceptionKind> {
+    ExceptionKind::ALL
+        .into_iter()
+        .filter(|k| {
+            !matches!(
+                k,
+                ExceptionKind::WriteBackBlocked | ExceptionKind::SyncFailing
+            )
+        })
+        .collect()
+}
+
+/// Repairs that only bring a linked org's mirrored fields up to date (held to a batch a run).
+fn mirror_only(repair: &Repair) -> bool {
+    repair
+        .reasons
+        .iter()
+        .all(|r| matches!(r, RepairReason::RenameOrg | RepairReason::AddDomain))
+}
+
+fn reason_name(r: &RepairReason) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.get("reason").and_then(|s| s.as_str()).map(str::to_string))
+        .unwrap_or_else(|| format!("{r:?}"))
+}
+
+/// The reconciler: configuration, clients and stores, built once per cold start.
+pub struct Reconciler<P: Ports> {
+    pub config: Config,
+    pub policy: DomainPolicy,
+    pub settings: ReconcileSettings,
+    pub metrics: MetricsConfig,
+    pub salesforce: SalesforceClient,
+    pub zendesk: ZendeskClient,
+    /// Counts every Salesforce and Zendesk call (the same log the clients were built with).
+    pub calls: CallLog,
+    pub stores: Stores<P>,
+}
+
+enum Opened {
+    Run {
+        run_id: String,
+        started_at_ms: i64,
+        checkpoint: Box<Checkpoint>,
+    },
+    AlreadyOver(Box<RunOutcome>),
+}
+
+impl<P: Ports> Reconciler<P> {
+    /// Runs one invocation of `event`.
+    pub async fn invoke(&self, event: &ReconcileEvent, limits: &Limits) -> Result<Step, RunError> {
+        let calls_before = sent_calls(&self.calls);
+        let (run_id, started_at_ms, mut cp) = match self.open(event).await? {
+            Opened::AlreadyOver(outcome) => return Ok(Step::Finished(outcome)),
+            Opened::Run {
+                run_id,
+                started_at_ms,
+                checkpoint,
+            } => (run_id, started_at_ms, *checkpoint),
+        };
+        let mut ctx = Ctx {
+            run_id: &run_id,
+            mode: event.mode,
+            started_at_ms,
+            limits,
+            pages: 0,
+            calls_before,
+        };
+        match self.advance(&mut ctx, &mut cp).await {
+            Ok(step) => Ok(step),
+            Err(err) => match budget_stop(&err) {
+                Some(stop) => {
+                    tracing::warn!(run_id = %run_id, error = %err, "reconcile stopped by the rate budget");
+                    let outcome = self.stopped(&ctx, &cp, stop).await?;
+                    Ok(Step::Finished(Box::new(outcome)))
+                }
+                None => {
+                    // Keep what this invocation spent, so the summary counts it after a retry.
+                    cp.calls = ctx.calls_total(&self.calls, &cp);
+                    let _ = self.save(&run_id, &cp).await;
+                    Err(err)
+                }
+            },
+        }
+    }
+
+    /// Runs `event` to the end, one invocation after another, in this process: the local
+    /// runner's stand-in for the Lambda continuation. Returns the outcome and the number of
+    /// invocations it took.
+    pub async fn run_to_end(
+        &self,
+        event: ReconcileEvent,
+        limits: &Limits,
+    ) -> Result<RunOutcome, RunError> {
+        let mut event = event;
+        loop {
+            match self.invoke(&event, limits).await? {
+                Step::Continue(next) => event = next,
+                Step::Finished(outcome) => return Ok(*outcome),
+            }
+        }
+    }
+
+    async fn open(&self, event: &ReconcileEvent) -> Result<Opened, RunError> {
+        let now = now_ms();
+        let runs = &self.stores.runs;
+        let Some(run_id) = &event.run_id else {
+            let run_id = format!("{}-{now}", event.mode.as_str());
+            if !runs.start(&run_id, event.mode.as_str(), now).await? {
+                return Err(RunError::RunExists(run_id));
+            }
+            let mut cp = Checkpoint {
+                invocations: 1,
+                ..Checkpoint::default()
+            };
+            if event.mode == Mode::Delta {
+                let from = self.delta_start(now).await?;
+                cp.export_from_s = Some(from);
+                cp.accounts_since_ms = Some(from * 1000);
+            }
+            self.save(&run_id, &cp).await?;
+            tracing::info!(run_id = %run_id, mode = event.mode.as_str(), "reconcile run started");
+            return Ok(Opened::Run {
+                run_id,
+                started_at_ms: now,
+                checkpoint: Box::new(cp),
+            });
+        };
+        let record = runs
+            .get(run_id, now)
+            .await?
+            .ok_or_else(|| RunError::UnknownRun(run_id.clone()))?;
+        if record.status != RunStatus::Running {
+            // A re-delivered continuation of a run that is over: nothing to do again.
+            let summary: RunSummary = record
+                .summary
+                .clone()
+                .and_then(|s| serde_json::from_value(s).ok())
+                .ok_or_else(|| RunError::BadCheckpoint {
+                    run_id: run_id.clone(),
+                    detail: "it is over but has no readable summary".into(),
+                })?;
+            return Ok(Opened::AlreadyOver(Box::new(RunOutcome {
+                summary,
+                report: Vec::new(),
+                metrics: Vec::new(),
+            })));
+        }
+        let mut cp: Checkpoint = record
+            .cursor
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| RunError::BadCheckpoint {
+                run_id: run_id.clone(),
+                detail: e.to_string(),
+            })?
+            .unwrap_or_default();
+        cp.invocations += 1;
+        tracing::info!(run_id = %run_id, invocation = cp.invocations, "reconcile run continues");
+        Ok(Opened::Run {
+            run_id: run_id.clone(),
+            started_at_ms: record.started_at_ms,
+            checkpoint: Box::new(cp),
+        })
+    }
+
+    /// Where a delta starts: where the last run left the incremental export, else a minute
+    /// before the last complete full run started, else a day ago.
+    async fn delta_start(&self, now: i64) -> Result<i64, RunError> {
+        let saved = self
+            .stores
+            .mirror
+            .checkpoint(INCREMENTAL_CHECKPOINT)
+            .await?
+            .and_then(|s| s.parse::<i64>().ok());
+        let from = match saved {
+            Some(s) => s,
+            None => match self.stores.runs.last_complete(Mode::Full.as_str()).await? {
+                Some(run) => run.started_at_ms / 1000 - 60,
+                None => now / 1000 - 24 * 3600,
+            },
+        };
+        // The export serves nothing from the last minute.
+        Ok(from.min(now / 1000 - 60))
+    }
+
+    async fn save(&self, run_id: &str, cp: &Checkpoint) -> Result<(), RunError> {
+        let text = serde_json::to_string(cp).expect("a checkpoint serializes");
+        self.stores.runs.checkpoint(run_id, &text).await?;
+        Ok(())
+    }
+
+    async fn advance(&self, ctx: &mut Ctx<'_>, cp: &mut Checkpoint) -> Result<Step, RunError> {
+        if cp.phase == Phase::Orgs {
+            let done = match ctx.mode {
+                Mode::Full => self.list_orgs(ctx, cp).await?,
+                Mode::Delta => self.export_orgs(ctx, cp).await?,
+            };
+            if !done {
+                return self.hand_over(ctx, cp).await;
+            }
+            cp.phase = Phase::Accounts;
+            cp.calls = ctx.calls_total(&self.calls, cp);
+            ctx.calls_before = sent_calls(&self.calls);
+            self.save(ctx.run_id, cp).await?;
+        }
+        self.accounts(ctx, cp).await
+    }
+
+    async fn hand_over(&self, ctx: &mut Ctx<'_>, cp: &mut Checkpoint) -> Result<Step, RunError> {
+        cp.calls = ctx.calls_total(&self.calls, cp);
+        self.save(ctx.run_id, cp).await?;
+        tracing::info!(run_id = ctx.run_id, phase = ?cp.phase, "reconcile hands over to a new invocation");
+        Ok(Step::Continue(ReconcileEvent::continuation(
+            ctx.mode, ctx.run_id,
+        )))
+    }
+
+    async fn write_mirror(&self, orgs: Vec<MirroredOrg>) -> Result<u64, RunError> {
+        let n = orgs.len() as u64;
+        let mirror = &self.stores.mirror;
+        stream::iter(orgs)
+            .map(|o| async move { mirror.upsert(&o).await })
+            .buffer_unordered(self.settings.store_concurrency)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(n)
+    }
+
+    /// Full refresh: the cursor listing from the checkpoint; `false` when it handed over.
+    async fn list_orgs(&self, ctx: &mut Ctx<'_>, cp: &mut Checkpoint) -> Result<bool, RunError> {
+        let snapshot: HashMap<OrgId, MirroredOrg> = self
+            .stores
+            .mirror
+            .all()
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect();
+        let mut listed: Vec<u64> = Vec::new();
+        let mut since_commit = 0;
+        let pages = self.zendesk.list_pages(cp.org_cursor.clone());
+        futures_util::pin_mut!(pages);
+        while let Some(page) = pages.try_next().await? {
+            let changed: Vec<MirroredOrg> = page
+                .organizations
+                .iter()
+                .map(MirroredOrg::from)
+                .filter(|m| snapshot.get(&m.id) != Some(m))
+                .collect();
+            cp.orgs.written += self.write_mirror(changed).await?;
+            cp.orgs.seen += page.organizations.len() as u64;
+            cp.orgs.pages += 1;
+            listed.extend(page.organizations.iter().map(|o| o.id.get()));
+            ctx.pages += 1;
+            since_commit += 1;
+            if !page.has_more {
+                break;
+            }
+            cp.org_cursor = page.after_cursor.clone();
+            let hand_over = ctx.limits.must_yield(ctx.pages);
+            if hand_over || since_commit >= self.settings.commit_every_pages {
+                self.put_parts(ctx.run_id, "orgs", &mut cp.org_parts, &listed)
+                    .await?;
+                listed.clear();
+                since_commit = 0;
+                if hand_over {
+                    return Ok(false);
+                }
+                cp.calls = ctx.calls_total(&self.calls, cp);
+                ctx.calls_before = sent_calls(&self.calls);
+                self.save(ctx.run_id, cp).await?;
+            }
+        }
+        // Whatever the mirror holds that the listing never showed is gone from Zendesk.
+        let mut seen: HashSet<u64> = listed.into_iter().collect();
+        for n in 0..cp.org_parts {
+            let ids: Vec<u64> = self.get_part(ctx.run_id, &format!("orgs-{n}")).await?;
+            seen.extend(ids);
+        }
+        let gone: Vec<OrgId> = snapshot
+            .keys()
+            .filter(|id| !seen.contains(&id.get()))
+            .copied()
+            .collect();
+        let mirror = &self.stores.mirror;
+        stream::iter(gone.iter().copied())
+            .map(|id| async move { mirror.delete(id).await })
+            .buffer_unordered(self.settings.store_concurrency)
+            .try_collect::<Vec<_>>()
+            .await?;
+        cp.orgs.deleted += gone.len() as u64;
+        cp.org_cursor = None;
+        // The next delta starts a minute before this listing did.
+        let from = ctx.started_at_ms / 1000 - 60;
+        self.stores
+            .mirror
+            .save_checkpoint(INCREMENTAL_CHECKPOINT, Some(&from.to_string()), now_ms())
+            .await?;
+        Ok(true)
+    }
+
+    /// Delta refresh: the incremental export from the checkpoint; `false` when it handed over.
+    async fn export_orgs(&self, ctx: &mut Ctx<'_>, cp: &mut Checkpoint) -> Result<bool, RunError> {
+        let start = cp.export_from_s.unwrap_or(now_ms() / 1000 - 24 * 3600);
+        let pages = self.zendesk.incremental(start);
+        futures_util::pin_mut!(pages);
+        while let Some(page) = pages.try_next().await? {
+            // Time-based pages repeat records: the latest copy of each id wins.
+            let mut latest: BTreeMap<OrgId, MirroredOrg> = BTreeMap::new();
+            for org in &page.organizations {
+                latest.insert(org.id, MirroredOrg::from(org));
+            }
+            cp.orgs.seen += page.organizations.len() as u64;
+            cp.orgs.written += self.write_mirror(latest.into_values().collect()).await?;
+            for id in &page.deleted {
+                self.stores.mirror.delete(*id).await?;
+            }
+            cp.orgs.deleted += page.deleted.len() as u64;
+            cp.orgs.pages += 1;
+            cp.export_from_s = Some(page.end_time);
+            ctx.pages += 1;
+            if page.end_of_stream {
+                break;
+            }
+            if ctx.limits.must_yield(ctx.pages) {
+                return Ok(false);
+            }
+        }
+        if let Some(from) = cp.export_from_s {
+            self.stores
+                .mirror
+                .save_checkpoint(INCREMENTAL_CHECKPOINT, Some(&from.to_string()), now_ms())
+                .await?;
+        }
+        Ok(true)
+    }
+
+    async fn put_parts<T: Serialize>(
+        &self,
+        run_id: &str,
+        prefix: &str,
+        counter: &mut u32,
+        items: &[T],
+    ) -> Result<(), RunError> {
+        for part in split_parts(items) {
+            let name = format!("{prefix}-{}", *counter);
+            self.stores
+                .scratch
+                .put(run_id, &name, &part, now_ms())
+                .await?;
+            *counter += 1;
+        }
+        Ok(())
+    }
+
+    async fn get_part<T: serde::de::DeserializeOwned>(
+        &self,
+        run_id: &str,
+        name: &str,
+    ) -> Result<Vec<T>, RunError> {
+        let bad = |detail: String| RunError::BadCheckpoint {
+            run_id: run_id.to_string(),
+            detail,
+        };
+        let text = self
+            .stores
+            .scratch
+            .get(run_id, name)
+            .await?
+            .ok_or_else(|| bad(format!("scratch part {name} is missing (expired?)")))?;
+        serde_json::from_str(&text).map_err(|e| bad(format!("scratch part {name}: {e}")))
+    }
+
+    /// Account facts; the link record is read only when the reviewed domain disagrees with
+    /// Website (see `facts`).
+    async fn facts(&self, account: &Account) -> Result<AccountFacts, RunError> {
+        let facts = account_facts(&self.config, &self.policy, account, None);
+        if facts.website_disagrees.is_none() {
+            return Ok(facts);
+        }
+        let written = self
+            .stores
+            .links
+            .get(&account.id)
+            .await?
+            .and_then(|r| written_domain(&r.written_salesforce));
+        Ok(match written {
+            Some(w) => account_facts(&self.config, &self.policy, account, Some(&w)),
+            None => facts,
+        })
+    }
+
+    async fn accounts(&self, ctx: &mut Ctx<'_>, cp: &mut Checkpoint) -> Result<Step, RunError> {
+        let lists = self.stores.lists.load().await?;
+        // The organization side, from the mirror the first phase refreshed.
+        let mirrored = self.stores.mirror.all().await?;
+        cp.orgs.judged = mirrored.len() as u64;
+        let org_names: HashMap<OrgId, String> =
+            mirrored.iter().map(|o| (o.id, o.name.clone())).collect();
+        let organizations: Vec<Organization> =
+            mirrored.iter().map(MirroredOrg::to_organization).collect();
+        drop(mirrored);
+        let mut builder = DiffBuilder::new(DiffConfig {
+            shared_domains: lists.shared_domains.clone(),
+            ..DiffConfig::default()
+        });
+        builder.add_orgs(&organizations);
+        drop(organizations);
+        let mut diff = builder.accounts();
+        let mut names: HashMap<AccountId, String> = HashMap::new();
+
+        // What earlier invocations took in.
+        for n in 0..cp.account_parts {
+            let facts: Vec<AccountFacts> =
+                self.get_part(ctx.run_id, &format!("accounts-{n}")).await?;
+            for f in facts {
+                names.insert(f.id.clone(), f.name.clone());
+                diff.add_account(f);
+            }
+        }
+
+        if !cp.accounts_done {
+            let filter = cp.accounts_since_ms.map(|ms| {
+                let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                Cond::cmp("SystemModstamp", Op::Gt, Lit::DateTime(at))
+            });
+            let mut kept: Vec<AccountFacts> = Vec::new();
+            let mut since_commit = 0;
+            let pages = self
+                .salesforce
+                .accounts_after(cp.last_account.as_ref(), filter, true);
+            futures_util::pin_mut!(pages);
+            loop {
+                // Hand over before asking for the next page, never after the last one: only
+                // the stream knows which page is last.
+                if ctx.limits.must_yield(ctx.pages) {
+                    self.put_parts(ctx.run_id, "accounts", &mut cp.account_parts, &kept)
+                        .await?;
+                    return self.hand_over(ctx, cp).await;
+                }
+                let Some(page) = pages.try_next().await? else {
+                    break;
+                };
+                if page.is_empty() {
+                    // Only the last page of a query is empty (a resumed stream with nothing
+                    // left after `Id > last`).
+                    break;
+                }
+                for account in &page {
+                    cp.accounts.read += 1;
+                    let facts = self.facts(account).await?;
+                    if matters(&facts) {
+                        cp.accounts.judged += 1;
+                        names.insert(facts.id.clone(), facts.name.clone());
+                        kept.push(facts.clone());
+                        diff.add_account(facts);
+                    }
+                }
+                if let Some(last) = page.last() {
+                    cp.last_account = Some(last.id.clone());
+                }
+                cp.accounts.pages += 1;
+                ctx.pages += 1;
+                since_commit += 1;
+                if since_commit >= self.settings.commit_every_pages {
+                    self.put_parts(ctx.run_id, "accounts", &mut cp.account_parts, &kept)
+                        .await?;
+                    kept.clear();
+                    since_commit = 0;
+                    cp.calls = ctx.calls_total(&self.calls, cp);
+                    ctx.calls_before = sent_calls(&self.calls);
+                    self.save(ctx.run_id, cp).await?;
+                }
+            }
+            self.put_parts(ctx.run_id, "accounts", &mut cp.account_parts, &kept)
+                .await?;
+            cp.accounts_done = true;
+        }
+        cp.finish_attempts += 1;
+        cp.calls = ctx.calls_total(&self.calls, cp);
+        ctx.calls_before = sent_calls(&self.calls);
+        self.save(ctx.run_id, cp).await?;
+
+        // Organizations keyed to accounts the stream did not show (a full run reads them by
+        // id: `queryAll` knows deleted ones; an id it does not know at all was purged). A delta
+        // reads only changed accounts: the others' organizations are left unjudged.
+        if ctx.mode == Mode::Full {
+            let unseen = diff.accounts_to_look_up();
+            if !unseen.is_empty() {
+                let found = self.salesforce.read_accounts(&unseen).await?;
+                let mut known = HashSet::new();
+                for account in &found {
+                    known.insert(account.id.clone());
+                    let facts = self.facts(account).await?;
+                    names.insert(facts.id.clone(), facts.name.clone());
+                    diff.add_account(facts);
+                }
+                for id in unseen.iter().filter(|id| !known.contains(*id)) {
+                    diff.add_account(AccountFacts::purged(id.clone()));
+                }
+                cp.accounts.looked_up = unseen.len() as u64;
+            }
+        }
+
+        let mut findings: Vec<Finding> = Vec::new();
+        let summary = diff.finish_into(&mut |f| findings.push(f));
+        cp.accounts.unseen = summary.unseen_accounts.len() as u64;
+        let ignored = |accounts: &[AccountId]| {
+            !accounts.is_empty() && accounts.iter().all(|a| lists.ignored_accounts.contains(a))
+        };
+        let before = findings.len();
+        findings.retain(|f| !ignored(&f.accounts));
+        let mut rows = RowCounts {
+            findings: findings.len() as u64,
+            ignored: (before - findings.len()) as u64,
+            ..RowCounts::default()
+        };
+        let mut findings_by_kind: BTreeMap<ExceptionKind, u64> = BTreeMap::new();
+        for f in &findings {
+            *findings_by_kind.entry(f.kind).or_default() += 1;
+        }
+
+        let now = now_ms();
+        let seen = self
+            .upsert_rows(&findings, &names, &org_names, ctx, cp, now, &mut rows)
+            .await?;
+        drop(findings);
+        if ctx.mode == Mode::Full {
+            rows.auto_resolved = self
+                .stores
+                .exceptions
+                .auto_resolve(&seen, &diff_kinds(), now)
+                .await?
+                .len() as u64;
+        }
+        let repairs = self
+            .enqueue_repairs(&summary.repairs, &lists.ignored_accounts, ctx, now)
+            .await?;
+        rows.open_critical = self.open_critical().await?;
+
+        for line in &summary.report {
+            tracing::info!(
+                target: "orglink_reconcile::report",
+                run_id = ctx.run_id,
+                kind = ?line.kind,
+                account = %line.account,
+                org = ?line.org.map(|o| o.get()),
+                detail = %line.detail,
+                "report line"
+            );
+        }
+        let mut report_by_kind = BTreeMap::new();
+        for line in &summary.report {
+            *report_by_kind.entry(line.kind).or_default() += 1;
+        }
+        let finished = now_ms();
+        let run_summary = self.summary(
+            ctx,
+            cp,
+            RunState::Complete,
+            None,
+            finished,
+            findings_by_kind,
+            rows,
+            report_by_kind,
+            summary
+                .report
+                .iter()
+                .take(self.settings.report_sample)
+                .cloned()
+                .collect(),
+            repairs,
+        );
+        let value = serde_json::to_value(&run_summary).expect("a summary serializes");
+        self.stores
+            .runs
+            .finish(ctx.run_id, RunStatus::Complete, &value, finished)
+            .await?;
+        tracing::info!(run_id = ctx.run_id, summary = %value, "reconcile run complete");
+        let metrics = run_summary.metrics(&self.metrics);
+        Ok(Step::Finished(Box::new(RunOutcome {
+            summary: run_summary,
+            report: summary.report,
+            metrics,
+        })))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn upsert_rows(
+        &self,
+        findings: &[Finding],
+        names: &HashMap<AccountId, String>,
+        org_names: &HashMap<OrgId, String>,
+        ctx: &Ctx<'_>,
+        cp: &Checkpoint,
+        now: i64,
+        rows: &mut RowCounts,
+    ) -> Result<BTreeSet<Fingerprint>, RunError> {
+        let exceptions = &self.stores.exceptions;
+        // A retried last step must not count a sighting twice.
+        let retried = cp.finish_attempts > 1;
+        let started = ctx.started_at_ms;
+        let results: Vec<Option<(bool, bool)>> = stream::iter(findings.iter())
+            .map(|f| async move {
+                let fp = f.fingerprint();
+                if retried
+                    && let Some(row) = exceptions.get(&fp).await?
+                    && row.last_seen_ms >= started
+                {
+                    return Ok::<_, StoreError>(None);
+                }
+                let mut row_names = BTreeMap::new();
+                for a in &f.accounts {
+                    if let Some(n) = names.get(a) {
+                        row_names.insert(a.to_string(), n.clone());
+                    }
+                }
+                for o in &f.orgs {
+                    if let Some(n) = org_names.get(o) {
+                        row_names.insert(o.to_string(), n.clone());
+                    }
+                }
+                let row = exceptions.upsert(f, &row_names, now).await?;
+                let new = row.times_seen == 1;
+                let reopened = !new
+                    && row.status == ExceptionStatus::Open
+                    && row
+                        .status_change
+                        .as_ref()
+                        .is_some_and(|c| c.by == ORGLINK && c.at_ms == now);
+                Ok(Some((new, reopened)))
+            })
+            .buffer_unordered(self.settings.store_concurrency)
+            .try_collect()
+            .await?;
+        for (new, reopened) in results.into_iter().flatten() {
+            rows.new += u64::from(new);
+            rows.reopened += u64::from(reopened);
+        }
+        Ok(findings.iter().map(Finding::fingerprint).collect())
+    }
+
+    async fn enqueue_repairs(
+        &self,
+        repairs: &[Repair],
+        ignored: &BTreeSet<AccountId>,
+        ctx: &Ctx<'_>,
+        now: i64,
+    ) -> Result<RepairCounts, RunError> {
+        let mut counts = RepairCounts::default();
+        let mut mirror_room = self.settings.mirror_repairs_per_run;
+        let occurred_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let event_id = format!("reconcile:{}", ctx.run_id);
+        let mut messages = Vec::new();
+        for r in repairs.iter().filter(|r| !ignored.contains(&r.account)) {
+            if mirror_only(r) {
+                if mirror_room == 0 {
+                    counts.deferred += 1;
+                    continue;
+                }
+                mirror_room -= 1;
+            }
+            let reasons: Vec<String> = r.reasons.iter().map(reason_name).collect();
+            for reason in &reasons {
+                *counts.by_reason.entry(reason.clone()).or_default() += 1;
+            }
+            let request = SyncRequest {
+                account_id: r.account.clone(),
+                event_id: event_id.clone(),
+                kind: EventKind::ReconcileRepair,
+                source: RequestSource::Reconcile,
+                occurred_at,
+                account_modstamp: None,
+                org_id: r.org,
+                note: Some(format!("reconcile {}: {}", ctx.run_id, reasons.join(", "))),
+            };
+            messages.push(request.to_message());
+        }
+        let failures = self.stores.queue.send_batch(&messages).await?;
+        // Entries SQS refused for a passing reason get one more try; a repair that is still
+        // not queued is found again by the next run.
+        let again: Vec<_> = failures
+            .iter()
+            .filter(|f| f.transient)
+            .filter_map(|f| messages.get(f.index).cloned())
+            .collect();
+        let mut failed = failures.iter().filter(|f| !f.transient).count();
+        if !again.is_empty() {
+            failed += self.stores.queue.send_batch(&again).await?.len();
+        }
+        if failed > 0 {
+            tracing::warn!(
+                run_id = ctx.run_id,
+                failed,
+                "some repairs could not be queued; the next run finds them again"
+            );
+        }
+        counts.enqueued = (messages.len() - failed) as u64;
+        Ok(counts)
+    }
+
+    async fn open_critical(&self) -> Result<u64, RunError> {
+        let filter = ExceptionFilter {
+            severity: Some(Severity::Critical),
+            ..ExceptionFilter::status(ExceptionStatus::Open)
+        };
+        Ok(self.stores.exceptions.list(&filter).await?.len() as u64)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn summary(
+        &self,
+        ctx: &Ctx<'_>,
+        cp: &Checkpoint,
+        state: RunState,
+        stop: Option<StopReason>,
+        finished: i64,
+        findings_by_kind: BTreeMap<ExceptionKind, u64>,
+        rows: RowCounts,
+        report_by_kind: BTreeMap<orglink_shared::exceptions::ReportKind, u64>,
+        report_sample: Vec<ReportLine>,
+        repairs: RepairCounts,
+    ) -> RunSummary {
+        let by_endpoint = ctx.calls_total(&self.calls, cp);
+        let mut api_calls: BTreeMap<String, u64> = BTreeMap::new();
+        for (k, n) in &by_endpoint {
+            let system = k.split('/').next().unwrap_or_default().to_string();
+            *api_calls.entry(system).or_default() += n;
+        }
+        RunSummary {
+            run_id: ctx.run_id.to_string(),
+            mode: ctx.mode,
+            state,
+            stop,
+            started_at_ms: ctx.started_at_ms,
+            finished_at_ms: finished,
+            duration_ms: finished - ctx.started_at_ms,
+            invocations: cp.invocations,
+            orgs: cp.orgs.clone(),
+            accounts: cp.accounts.clone(),
+            findings_by_kind,
+            rows,
+            report_by_kind,
+            report_sample,
+            repairs,
+            api_calls,
+            api_calls_by_endpoint: by_endpoint,
+        }
+    }
+
+    /// Ends a run the budget stopped: incomplete, with the reason; nothing auto-resolved,
+    /// nothing upserted (the diff never saw the whole picture).
+    async fn stopped(
+        &self,
+        ctx: &Ctx<'_>,
+        cp: &Checkpoint,
+        stop: StopReason,
+    ) -> Result<RunOutcome, RunError> {
+        let finished = now_ms();
+        let rows = RowCounts {
+            open_critical: self.open_critical().await?,
+            ..RowCounts::default()
+        };
+        let summary = self.summary(
+            ctx,
+            cp,
+            RunState::Stopped,
+            Some(stop),
+            finished,
+            BTreeMap::new(),
+            rows,
+            BTreeMap::new(),
+            Vec::new(),
+            RepairCounts::default(),
+        );
+        let value = serde_json::to_value(&summary).expect("a summary serializes");
+        self.stores
+            .runs
+            .finish(ctx.run_id, RunStatus::Incomplete, &value, finished)
+            .await?;
+        let metrics = summary.metrics(&self.metrics);
+        Ok(RunOutcome {
+            summary,
+            report: Vec::new(),
+            metrics,
+        })
+    }
+}
+
+/// One invocation's context.
+struct Ctx<'a> {
+    run_id: &'a str,
+    mode: Mode,
+    started_at_ms: i64,
+    limits: &'a Limits,
+    /// API pages read in this invocation.
+    pages: u32,
+    /// The call log when this invocation last saved its progress.
+    calls_before: BTreeMap<String, u64>,
+}
+
+impl Ctx<'_> {
+    /// The run's calls so far: the checkpoint's plus this invocation's since it last saved.
+    fn calls_total(&self, log: &CallLog, cp: &Checkpoint) -> BTreeMap<String, u64> {
+        let mut total = cp.calls.clone();
+        for (k, n) in sent_calls(log) {
+            let before = self.calls_before.get(&k).copied().unwrap_or(0);
+            if n > before {
+                *total.entry(k).or_default() += n - before;
+            }
+        }
+        total
+    }
+}

@@ -1,0 +1,103 @@
+//! Reconcile's tunables, read once per cold start from `ORGLINK_RECONCILE_SETTINGS` (JSON; every
+//! key optional, unknown keys refused).
+
+use serde::{Deserialize, Serialize};
+
+use orglink_shared::http::BudgetConfig;
+use orglink_shared::salesforce::SalesforceConfig;
+use orglink_shared::zendesk::ZendeskConfig;
+
+pub const SETTINGS_ENV: &str = "ORGLINK_RECONCILE_SETTINGS";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcileSettings {
+    /// Checkpoint and continue in a new invocation when less than this is left before the
+    /// Lambda deadline (the last step, upserting rows and enqueueing repairs, must fit in it).
+    pub reserve_secs: u64,
+    /// Save progress at least every this many pages, so a crash repeats little.
+    pub commit_every_pages: u32,
+    /// Mirror-only repairs (rename an org, add its reviewed domain) enqueued per run at most;
+    /// the rest wait for the next run. Link repairs are never held back.
+    pub mirror_repairs_per_run: usize,
+    /// Report lines kept in the run summary (all of them are logged).
+    pub report_sample: usize,
+    /// Organization mirror writes and exception upserts in flight at once.
+    pub store_concurrency: usize,
+    /// Zendesk plan limit per minute and this deployment's share of it (as the worker's).
+    pub zendesk_plan_per_minute: u32,
+    pub zendesk_share_percent: u32,
+    /// Salesforce calls per minute (smoothing) and the daily reserve left for others.
+    pub salesforce_per_minute: u32,
+    pub salesforce_daily_reserve: u64,
+    pub zendesk: ZendeskConfig,
+    pub salesforce: SalesforceConfig,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        ReconcileSettings {
+            reserve_secs: 120,
+            commit_every_pages: 50,
+            mirror_repairs_per_run: 2000,
+            report_sample: 200,
+            store_concurrency: 16,
+            zendesk_plan_per_minute: 700,
+            zendesk_share_percent: 50,
+            salesforce_per_minute: 600,
+            salesforce_daily_reserve: 5000,
+            zendesk: ZendeskConfig::default(),
+            salesforce: SalesforceConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{SETTINGS_ENV} is invalid: {0}")]
+pub struct SettingsError(pub String);
+
+impl ReconcileSettings {
+    /// Reads the JSON text (empty = defaults).
+    pub fn from_json(text: &str) -> Result<Self, SettingsError> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let s: Self = serde_json::from_str(text).map_err(|e| SettingsError(e.to_string()))?;
+        if s.commit_every_pages == 0 || s.store_concurrency == 0 {
+            return Err(SettingsError(
+                "commit_every_pages and store_concurrency must be at least 1".into(),
+            ));
+        }
+        Ok(s)
+    }
+
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_json(&std::env::var(SETTINGS_ENV).unwrap_or_default())
+    }
+
+    pub fn zendesk_budget(&self) -> BudgetConfig {
+        BudgetConfig::zendesk(self.zendesk_plan_per_minute, self.zendesk_share_percent)
+    }
+
+    pub fn salesforce_budget(&self) -> BudgetConfig {
+        BudgetConfig::salesforce(self.salesforce_per_minute, self.salesforce_daily_reserve)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_partial_json_and_refusals() {
+        assert_eq!(
+            ReconcileSettings::from_json("").unwrap(),
+            ReconcileSettings::default()
+        );
+        let s = ReconcileSettings::from_json(r#"{"reserve_secs": 30}"#).unwrap();
+        assert_eq!(s.reserve_secs, 30);
+        assert_eq!(s.commit_every_pages, 50);
+        assert!(ReconcileSettings::from_json(r#"{"reserve": 30}"#).is_err());
+        assert!(ReconcileSettings::from_json(r#"{"commit_every_pages": 0}"#).is_err());
+    }
+}

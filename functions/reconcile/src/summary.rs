@@ -1,0 +1,300 @@
+//! The run summary (stored with the run record, logged at the end) and the CloudWatch metrics
+//! in embedded metric format (EMF), per `docs/deploy.md` "Metrics the functions emit".
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use orglink_shared::exceptions::{ExceptionKind, ReportKind, ReportLine};
+
+use crate::event::Mode;
+
+/// Why a run stopped before the end. A stopped run auto-resolves nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum StopReason {
+    /// What is left of Salesforce's daily allocation is the reserve kept for others.
+    SalesforceReserve { detail: String },
+    /// Zendesk calls would exceed this deployment's share of the plan's rate limit.
+    ZendeskShare { detail: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Complete,
+    Stopped,
+}
+
+/// How the organization side went.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgCounts {
+    /// Listing (full) or export (delta) pages read.
+    pub pages: u64,
+    /// Organizations seen in them.
+    pub seen: u64,
+    /// Mirror items written because they changed.
+    pub written: u64,
+    /// Mirror items removed: the organization is gone from Zendesk.
+    pub deleted: u64,
+    /// Organizations the diff judged (the mirror after refresh).
+    pub judged: u64,
+}
+
+/// How the account side went.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountCounts {
+    /// Account query pages read.
+    pub pages: u64,
+    /// Accounts read from Salesforce (deleted and merged included).
+    pub read: u64,
+    /// Accounts the diff took in (should be linked, hold a link, deleted or merged).
+    pub judged: u64,
+    /// Accounts organizations are keyed to, read separately by id.
+    pub looked_up: u64,
+    /// Accounts organizations are keyed to that the run did not read (a delta reads only the
+    /// accounts changed since the last run); their organizations were not judged.
+    pub unseen: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairCounts {
+    pub enqueued: u64,
+    /// Mirror-only repairs held back by `mirror_repairs_per_run` (the next run finds them).
+    pub deferred: u64,
+    /// By reason (a repair may have several).
+    pub by_reason: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowCounts {
+    /// Findings of this run (one per problem).
+    pub findings: u64,
+    pub new: u64,
+    /// Rows that were resolved, dismissed or auto-resolved and are open again.
+    pub reopened: u64,
+    /// Open rows this complete full run no longer saw.
+    pub auto_resolved: u64,
+    /// Findings left out because they name only ignored accounts.
+    pub ignored: u64,
+    /// Open rows of severity critical after the run.
+    pub open_critical: u64,
+}
+
+/// A run's summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub mode: Mode,
+    pub state: RunState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopReason>,
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+    pub duration_ms: i64,
+    /// Invocations the run took (continuations + 1).
+    pub invocations: u32,
+    pub orgs: OrgCounts,
+    pub accounts: AccountCounts,
+    pub findings_by_kind: BTreeMap<ExceptionKind, u64>,
+    pub rows: RowCounts,
+    pub report_by_kind: BTreeMap<ReportKind, u64>,
+    /// The first report lines (all are logged).
+    pub report_sample: Vec<ReportLine>,
+    pub repairs: RepairCounts,
+    /// API calls by system (`salesforce`, `zendesk`), over every invocation.
+    pub api_calls: BTreeMap<String, u64>,
+    /// API calls by endpoint (`sf.query`, `zd.org_list`...).
+    pub api_calls_by_endpoint: BTreeMap<String, u64>,
+}
+
+/// Where metrics go: the namespace and the `Deployment` dimension the alarms select on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub namespace: String,
+    pub deployment: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            namespace: "orglink".into(),
+            deployment: "orglink".into(),
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// `ORGLINK_METRICS_NAMESPACE` and `ORGLINK_DEPLOYMENT` (the template sets both).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let d = MetricsConfig::default();
+        MetricsConfig {
+            namespace: lookup("ORGLINK_METRICS_NAMESPACE")
+                .filter(|s| !s.is_empty())
+                .unwrap_or(d.namespace),
+            deployment: lookup("ORGLINK_DEPLOYMENT")
+                .filter(|s| !s.is_empty())
+                .unwrap_or(d.deployment),
+        }
+    }
+}
+
+fn emf(
+    config: &MetricsConfig,
+    at_ms: i64,
+    dims: &[(&str, &str)],
+    metrics: &[(&str, u64)],
+) -> String {
+    let mut line = json!({
+        "_aws": {
+            "Timestamp": at_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": config.namespace,
+                "Dimensions": [dims.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
+                "Metrics": metrics.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
+            }]
+        }
+    });
+    let obj = line.as_object_mut().expect("an object");
+    for (k, v) in dims {
+        obj.insert((*k).to_string(), Value::String((*v).to_string()));
+    }
+    for (name, v) in metrics {
+        obj.insert((*name).to_string(), json!(v));
+    }
+    line.to_string()
+}
+
+impl RunSummary {
+    /// The EMF lines of this run: `ReconcileCompleted` (1, only when complete) with the run's
+    /// counts under `Deployment, Mode`; `OpenCriticalExceptions` under `Deployment` alone (the
+    /// alarm's exact dimension set); and the findings of each kind under `Deployment, Kind`.
+    pub fn metrics(&self, config: &MetricsConfig) -> Vec<String> {
+        let at = self.finished_at_ms;
+        let deployment = config.deployment.as_str();
+        let mode = self.mode.as_str();
+        let mut run: Vec<(&str, u64)> = vec![
+            (
+                "ReconcileStopped",
+                u64::from(self.state == RunState::Stopped),
+            ),
+            ("FindingsTotal", self.rows.findings),
+            ("RowsNew", self.rows.new),
+            ("RowsReopened", self.rows.reopened),
+            ("RowsAutoResolved", self.rows.auto_resolved),
+            ("RepairsEnqueued", self.repairs.enqueued),
+            ("RepairsDeferred", self.repairs.deferred),
+            ("DurationMs", self.duration_ms.max(0) as u64),
+            ("Invocations", u64::from(self.invocations)),
+            (
+                "SalesforceCalls",
+                self.api_calls.get("salesforce").copied().unwrap_or(0),
+            ),
+            (
+                "ZendeskCalls",
+                self.api_calls.get("zendesk").copied().unwrap_or(0),
+            ),
+        ];
+        if self.state == RunState::Complete {
+            run.insert(0, ("ReconcileCompleted", 1));
+        }
+        let mut lines = vec![
+            emf(
+                config,
+                at,
+                &[("Deployment", deployment), ("Mode", mode)],
+                &run,
+            ),
+            emf(
+                config,
+                at,
+                &[("Deployment", deployment)],
+                &[("OpenCriticalExceptions", self.rows.open_critical)],
+            ),
+        ];
+        for kind in ExceptionKind::ALL {
+            let n = self.findings_by_kind.get(&kind).copied().unwrap_or(0);
+            lines.push(emf(
+                config,
+                at,
+                &[("Deployment", deployment), ("Kind", kind.as_str())],
+                &[("Findings", n)],
+            ));
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(state: RunState) -> RunSummary {
+        RunSummary {
+            run_id: "r".into(),
+            mode: Mode::Full,
+            state,
+            stop: None,
+            started_at_ms: 1,
+            finished_at_ms: 1_767_225_600_000,
+            duration_ms: 5,
+            invocations: 2,
+            orgs: OrgCounts::default(),
+            accounts: AccountCounts::default(),
+            findings_by_kind: BTreeMap::from([(ExceptionKind::KeyConflict, 3)]),
+            rows: RowCounts {
+                open_critical: 7,
+                ..RowCounts::default()
+            },
+            report_by_kind: BTreeMap::new(),
+            report_sample: vec![],
+            repairs: RepairCounts::default(),
+            api_calls: BTreeMap::from([("zendesk".to_string(), 9)]),
+            api_calls_by_endpoint: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn emf_lines_match_the_alarms_dimension_sets() {
+        let config = MetricsConfig {
+            namespace: "orglink".into(),
+            deployment: "prod".into(),
+        };
+        let lines: Vec<Value> = summary(RunState::Complete)
+            .metrics(&config)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let run = &lines[0];
+        assert_eq!(run["ReconcileCompleted"], 1);
+        assert_eq!(run["Deployment"], "prod");
+        assert_eq!(run["Mode"], "full");
+        assert_eq!(run["ZendeskCalls"], 9);
+        let cw = &run["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(cw["Namespace"], "orglink");
+        assert_eq!(cw["Dimensions"], json!([["Deployment", "Mode"]]));
+        assert_eq!(
+            cw["Metrics"][0],
+            json!({"Name": "ReconcileCompleted", "Unit": "Count"})
+        );
+        assert_eq!(run["_aws"]["Timestamp"], 1_767_225_600_000i64);
+
+        let critical = &lines[1];
+        assert_eq!(critical["OpenCriticalExceptions"], 7);
+        assert_eq!(
+            critical["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Deployment"]])
+        );
+        let kinds: Vec<&Value> = lines[2..].iter().collect();
+        assert_eq!(kinds.len(), ExceptionKind::ALL.len());
+        let kc = kinds.iter().find(|l| l["Kind"] == "key_conflict").unwrap();
+        assert_eq!(kc["Findings"], 3);
+
+        // Only a complete run says it completed.
+        let stopped: Value =
+            serde_json::from_str(&summary(RunState::Stopped).metrics(&config)[0]).unwrap();
+        assert!(stopped.get("ReconcileCompleted").is_none());
+        assert_eq!(stopped["ReconcileStopped"], 1);
+    }
+}
