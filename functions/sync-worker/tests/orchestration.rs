@@ -526,3 +526,51 @@ async fn a_batch_fails_the_rest_of_a_failed_group_and_a_poison_message_alone() {
     assert_eq!(env.account(B).await["Zendesk_Sync_Status__c"], "Linked");
     assert!(env.account(A).await["Zendesk_Org_ID__c"].is_null());
 }
+
+#[tokio::test]
+async fn an_org_keyed_to_a_merged_away_account_is_relinked_and_rekeyed() {
+    let loser = "001SB0000000003YAA";
+    let env = Env::start(json!({
+        "salesforce": {"accounts": [
+            customer(A, "Acme", "acmewidgets.com"),
+            {"Id": loser, "Name": "Acme (old)", "Type": "Customer", "MasterRecordId": A}
+        ]},
+        "zendesk": {"organizations": [{"id": 700, "name": "Acme (old)", "external_id": loser, "domain_names": []}]}
+    }))
+    .await;
+    let out = done(env.sync(&request(A, EventKind::Manual, "e-1")).await);
+    assert!(
+        matches!(out, Outcome::Succeeded { org, rule: Rule::MergedAccountKey, action: Action::Linked, .. } if org == OrgId::new(700).unwrap()),
+        "{out:?}"
+    );
+    let orgs = env.orgs().await;
+    assert_eq!(orgs.len(), 1, "no second org");
+    assert_eq!(orgs[0]["external_id"], A);
+    assert_eq!(env.account(A).await["Zendesk_Org_ID__c"], "700");
+}
+
+#[tokio::test]
+async fn a_linked_account_that_stops_being_eligible_keeps_its_link() {
+    let env =
+        Env::start(json!({"salesforce": {"accounts": [customer(A, "Acme", "acmewidgets.com")]}}))
+            .await;
+    let out = done(env.sync(&request(A, EventKind::ClosedWon, "e-1")).await);
+    let Outcome::Succeeded { org, .. } = out else {
+        panic!("{out:?}")
+    };
+    // Churned: the type changes; the next event may not create or relink, but the link stays.
+    let mut acc = env.account(A).await;
+    acc["Type"] = json!("Former Customer");
+    env.sf_post("scenario", json!({"salesforce": {"accounts": [acc]}}))
+        .await;
+    let out = done(env.sync(&request(A, EventKind::NameChanged, "e-2")).await);
+    assert!(
+        matches!(out, Outcome::Succeeded { org: o, action: Action::Updated, .. } if o == org),
+        "{out:?}"
+    );
+    assert_eq!(env.orgs().await.len(), 1);
+    assert_eq!(
+        env.account(A).await["Zendesk_Sync_Status__c"],
+        "Not Eligible"
+    );
+}
