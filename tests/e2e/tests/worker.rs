@@ -330,3 +330,70 @@ async fn permanent_failures_and_a_blocked_write_back_end_as_exceptions() {
     // Zendesk holds the keyed orgs, so fixing Salesforce and syncing again links them.
     assert_eq!(w.orgs().await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_accounts_whose_domains_sit_on_one_legacy_org_never_both_take_it() {
+    let a = account(1);
+    let b = account(2);
+    let w = World::start(
+        "worker-legacy",
+        json!({
+            "salesforce": {"accounts": [customer(&a, "Legacy A", "legacy-widgets.com"), customer(&b, "Legacy B", "https://shop.legacy-widgets.com")]},
+            "zendesk": {"organizations": [{"id": 500, "name": "Legacy Widgets", "external_id": null, "domain_names": ["legacy-widgets.com"]}]}
+        }),
+    )
+    .await;
+    use orglink_shared::aws::OrgMirror;
+    use orglink_shared::aws::mirror::MirroredOrg;
+    let legacy = orglink_shared::ids::OrgId::new(500).unwrap();
+    w.worker
+        .stores
+        .mirror
+        .upsert(&MirroredOrg::new(
+            legacy,
+            "Legacy Widgets",
+            None,
+            ["legacy-widgets.com"],
+            None,
+        ))
+        .await
+        .unwrap();
+    // Two groups: the two accounts run on two workers at once.
+    w.enqueue(&request(&a, EventKind::ClosedWon, "ev-a")).await;
+    w.enqueue(&request(&b, EventKind::ClosedWon, "ev-b")).await;
+    let ids = [a.clone(), b.clone()];
+    let report = w.run_until_linked(2, &ids, Duration::from_secs(40)).await;
+    assert!(report.finished, "{report:?}");
+    let orgs = w.orgs().await;
+    assert_eq!(orgs.len(), 1, "nothing created: {orgs:?}");
+    let key = orgs[0]["external_id"]
+        .as_str()
+        .expect("the legacy org was keyed")
+        .to_string();
+    assert!(key == a || key == b);
+    let (winner, loser) = if key == a { (&a, &b) } else { (&b, &a) };
+    assert_eq!(w.account(winner).await["Zendesk_Org_ID__c"], "500");
+    let l = w.account(loser).await;
+    assert!(l["Zendesk_Org_ID__c"].is_null());
+    assert_eq!(l["Zendesk_Sync_Status__c"], "Pending Review");
+    use orglink_shared::aws::{ExceptionFilter, ExceptionStatus, ExceptionStore};
+    let rows = w
+        .worker
+        .stores
+        .exceptions
+        .list(&ExceptionFilter::status(ExceptionStatus::Open))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        rows[0].kind(),
+        orglink_shared::exceptions::ExceptionKind::DomainCollision
+    );
+    assert!(
+        rows[0]
+            .finding
+            .accounts
+            .iter()
+            .any(|x| x.as_str() == loser.as_str())
+    );
+}
