@@ -12,7 +12,8 @@
 //!    the name by search, only when the decision would otherwise be to create.
 //! 6. [`resolve`], then: an exception is upserted by fingerprint; a link claims the org
 //!    (conditional write) and updates only what changed; a create goes through
-//!    `create_or_update` keyed on external_id, so a retried or crashed create finds its org.
+//!    `create_or_update` keyed on external_id, so a retried or crashed create finds its org,
+//!    and adds the domain and tags add-only afterwards.
 //! 7. The write-back (only link fields whose value changes), the mirror, the link record.
 //!
 //! A failure is transient (retry later, counted in the link record, an exception once the
@@ -811,25 +812,40 @@ impl<P: Ports> Worker<P> {
             &g.merged,
         );
         // Keyed on external_id and matched in Zendesk's database: a retried or crashed create
-        // finds the org it made instead of making a second one.
-        let upserted = self
-            .zendesk
-            .create_or_update(&desired.create_body())
-            .await?;
-        let org = upserted.organization;
+        // finds the org it made instead of making a second one. The arrays are left out of
+        // this call: should it match an existing org after all (`show_many` may read a lagging
+        // index, UNVERIFIED), Zendesk would replace that org's domains and tags wholesale. They
+        // are added next, add-only, to whatever the org holds.
+        let mut body = desired.create_body();
+        if let Some(o) = body.as_object_mut() {
+            o.remove("domain_names");
+            o.remove("tags");
+        }
+        let upserted = self.zendesk.create_or_update(&body).await?;
+        let mut org = upserted.organization;
         // Record the org as this account's before anything else can take it.
         if let Err(outcome) = self.claim(req, g, &record, resolution, org.id, now).await? {
             return Ok(outcome);
         }
-        let written = WrittenOrg {
+        let mut written = WrittenOrg {
             name: Some(desired.name().to_string()),
-            domains: desired
-                .add_domain()
-                .map(|d| vec![d.as_str().to_string()])
-                .unwrap_or_default(),
-            tags: desired.add_tags().to_vec(),
+            domains: Vec::new(),
+            tags: Vec::new(),
             fields: desired.organization_fields().clone(),
         };
+        let mapping = self.config.mapping();
+        match mapping.org_update(&org, &desired) {
+            Ok(Some(u)) => {
+                org = self.zendesk.update(org.id, &u.body()).await?;
+                written.domains = u.added_domains().to_vec();
+                written.tags = u.added_tags().to_vec();
+            }
+            Ok(None) => {}
+            // Keyed at creation to this account: nothing else can be refused.
+            Err(refused) => {
+                tracing::warn!(account = %g.account.id, error = %refused, "created org refused its update");
+            }
+        }
         self.crash_point(CrashPoint::AfterZendeskWrite, &g.account.id)?;
         self.finish(
             req,

@@ -69,7 +69,7 @@ fn keyed_orgs(orgs: &[serde_json::Value], account: &str) -> Vec<serde_json::Valu
 }
 
 #[tokio::test]
-async fn a_new_customer_gets_one_org_with_its_key_in_exactly_six_calls() {
+async fn a_new_customer_gets_one_org_with_its_key_in_exactly_seven_calls() {
     let env = Env::start(json!({"salesforce": {"accounts": [customer(A, "Acme | Corp", "https://www.AcmeWidgets.com/about")]}})).await;
     let before = counts(&env);
     let out = done(env.sync(&request(A, EventKind::ClosedWon, "e-1")).await);
@@ -97,6 +97,7 @@ async fn a_new_customer_gets_one_org_with_its_key_in_exactly_six_calls() {
             ("zd.org_show_many", 1),
             ("zd.org_search", 1),
             ("zd.org_create_or_update", 1),
+            ("zd.org_update", 1),
         ]
     );
     let orgs = env.orgs().await;
@@ -104,6 +105,7 @@ async fn a_new_customer_gets_one_org_with_its_key_in_exactly_six_calls() {
     assert_eq!(orgs[0]["external_id"], A);
     assert_eq!(orgs[0]["name"], "Acme Corp");
     assert_eq!(orgs[0]["domain_names"], json!(["acmewidgets.com"]));
+    assert_eq!(orgs[0]["tags"], json!(["orglink_customer"]));
     let acc = env.account(A).await;
     assert_eq!(acc["Zendesk_Org_ID__c"], org.to_string());
     assert_eq!(acc["Zendesk_Sync_Status__c"], "Linked");
@@ -573,4 +575,61 @@ async fn a_linked_account_that_stops_being_eligible_keeps_its_link() {
         env.account(A).await["Zendesk_Sync_Status__c"],
         "Not Eligible"
     );
+}
+
+#[tokio::test]
+async fn a_create_that_meets_an_existing_keyed_org_never_replaces_its_domains_or_tags() {
+    // show_many by external_ids reading a lagging index (UNVERIFIED): the org keyed to A is
+    // not seen, so the worker decides to create; create_or_update matches it in the database.
+    let env = Env::start(json!({
+        "salesforce": {"accounts": [customer(A, "Acme", "acmewidgets.com")]},
+        "zendesk": {"organizations": [{"id": 800, "name": "Acme legacy", "external_id": null,
+            "domain_names": ["acme-support.net"], "tags": ["vip"]}]}
+    }))
+    .await;
+    env.zd_post(
+        "switches",
+        json!({"show_many_uses_search_index": true, "search_lag_ms": 600000}),
+    )
+    .await;
+    // Keyed to A (say, by a link whose write-back has not happened yet); the index lags.
+    env.worker
+        .zendesk
+        .update(OrgId::new(800).unwrap(), &json!({"external_id": A}))
+        .await
+        .unwrap();
+    let out = done(env.sync(&request(A, EventKind::ClosedWon, "e-1")).await);
+    assert!(
+        matches!(
+            out,
+            Outcome::Succeeded {
+                rule: Rule::CreateNew,
+                ..
+            }
+        ),
+        "the lagging index hid the keyed org: {out:?}"
+    );
+    let orgs = env.orgs().await;
+    assert_eq!(orgs.len(), 1, "no second org");
+    let domains: Vec<&str> = orgs[0]["domain_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let tags: Vec<&str> = orgs[0]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert!(
+        domains.contains(&"acme-support.net") && domains.contains(&"acmewidgets.com"),
+        "{domains:?}"
+    );
+    assert!(
+        tags.contains(&"vip") && tags.contains(&"orglink_customer"),
+        "{tags:?}"
+    );
+    assert_eq!(env.account(A).await["Zendesk_Org_ID__c"], "800");
 }
