@@ -456,6 +456,18 @@ impl<P: Ports> Worker<P> {
         );
         match resolution.decision.clone() {
             Decision::Exception { kind, .. } => {
+                // An account that may not get an organization and has none: its collisions are
+                // report lines for reconcile, not rows in the review queue.
+                if g.input.stored == StoredLink::None
+                    && let Err(ignored) =
+                        self.config
+                            .permits(req.kind, &g.eligibility, Action::Linked.into())
+                    && !g.eligibility.is_eligible()
+                {
+                    return Ok(Outcome::Ignored {
+                        reason: format!("{} ({} not raised)", ignored.reason, kind.as_str()),
+                    });
+                }
                 let finding = resolution
                     .finding(&g.input)
                     .expect("an exception decision has a finding");

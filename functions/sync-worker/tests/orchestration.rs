@@ -633,3 +633,33 @@ async fn a_create_that_meets_an_existing_keyed_org_never_replaces_its_domains_or
     );
     assert_eq!(env.account(A).await["Zendesk_Org_ID__c"], "800");
 }
+
+#[tokio::test]
+async fn a_prospect_whose_domain_collides_is_ignored_not_queued_for_review() {
+    let env = Env::start(json!({
+        "salesforce": {"accounts": [
+            customer(A, "Acme", "acmewidgets.com"),
+            {"Id": B, "Name": "Acme reseller", "Website": "acmewidgets.com", "Type": "Prospect"}
+        ]}
+    }))
+    .await;
+    assert!(matches!(
+        done(env.sync(&request(A, EventKind::ClosedWon, "e-a")).await),
+        Outcome::Succeeded { .. }
+    ));
+    let out = done(env.sync(&request(B, EventKind::DomainChanged, "e-b")).await);
+    let Outcome::Ignored { reason } = out else {
+        panic!("{out:?}")
+    };
+    assert!(reason.contains("domain_collision not raised"), "{reason}");
+    use orglink_shared::aws::{ExceptionFilter, ExceptionStatus};
+    let open = env
+        .worker
+        .stores
+        .exceptions
+        .list(&ExceptionFilter::status(ExceptionStatus::Open))
+        .await
+        .unwrap();
+    assert!(open.is_empty(), "{open:?}");
+    assert!(env.account(B).await["Zendesk_Sync_Status__c"].is_null());
+}
