@@ -103,7 +103,10 @@ impl<P: Ports> Worker<P> {
                         message_id = %message_id,
                         group = %group,
                         receive_count = receives,
-                        error = %e,
+                        // Position and category only: serde's message can quote the body.
+                        error_kind = ?e.classify(),
+                        line = e.line(),
+                        column = e.column(),
                         outcome = "poison",
                         "message body is not a sync request; it goes to the dead-letter queue after the queue's redrive count"
                     );
