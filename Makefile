@@ -105,10 +105,10 @@ FUZZ_RUNS ?= 5000000
 .PHONY: fuzz-smoke fuzz-long deny
 
 $(CARGO_FUZZ):
-	$(CARGO) install --quiet --root $(TOOLS) cargo-fuzz --version 0.13.2 --locked
+	$(CARGO) install --quiet --debug --root $(TOOLS) cargo-fuzz --version 0.13.2 --locked
 
 $(CARGO_DENY):
-	$(CARGO) install --quiet --root $(TOOLS) cargo-deny --version 0.20.2 --locked
+	$(CARGO) install --quiet --debug --root $(TOOLS) cargo-deny --version 0.20.2 --locked
 
 ## fuzz-smoke: every fuzz target for FUZZ_SMOKE_SECONDS from its seeds (a debug build; new
 ## inputs go to target/fuzz-smoke, never into the committed seeds).
