@@ -12,8 +12,9 @@ PIP := $(VENV)/bin/pip
 .PHONY: test fmt-check clippy unit python-tests demo bench bench-reconcile venv clean-venv infra-check lambda-check build
 
 ## test: formatting, lints, the dependency checks (deny), every Rust test in the workspace, a
-## few seconds of each fuzz target, then the Python-driven suites, and the SAM template's checks.
-test: fmt-check clippy deny unit fuzz-smoke python-tests infra-check
+## few seconds of each fuzz target, then the Python-driven suites, the SAM template's checks and
+## a debug build of the three Lambda functions for arm64 (lambda-check).
+test: fmt-check clippy deny unit fuzz-smoke python-tests infra-check lambda-check
 
 fmt-check:
 	$(CARGO) fmt --all --check
