@@ -906,10 +906,9 @@ mod tests {
             };
             assert_eq!(finding.kind, ExceptionKind::DomainCollision);
             assert!(
-                entry(&entries, id)
+                !entry(&entries, id)
                     .write_back
-                    .get("Zendesk_Org_ID__c")
-                    .is_none()
+                    .contains_key("Zendesk_Org_ID__c")
             );
         }
         let mut c = account(C, "Twin Holding", None);
