@@ -59,7 +59,7 @@ bench: bench-reconcile
 ## bench-reconcile: a 100,000-account reconcile against the sandbox, once uninterrupted and once
 ## through checkpoints (a page limit per invocation); API calls against the floor.
 bench-reconcile:
-	$(CARGO) run --release -p orglink-reconcile --example reconcile_bench -- 100000 400
+	$(CARGO) run --release -p orglink-reconcile --example reconcile_bench -- 100000 30
 
 clean-venv:
 	rm -rf $(VENV)

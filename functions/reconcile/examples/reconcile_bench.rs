@@ -138,7 +138,20 @@ async fn main() {
         accounts,
         seed: 2026,
     });
-    let scenario = Scenario::from_json(std::str::from_utf8(&g.scenario_bytes()).unwrap()).unwrap();
+    let mut scenario =
+        Scenario::from_json(std::str::from_utf8(&g.scenario_bytes()).unwrap()).unwrap();
+    // The generated world has about 0.6 organizations per account: pad it with unrelated
+    // keyless organizations (their own names and domains) to as many organizations as
+    // accounts, so both sides are at full size.
+    let have = scenario.zendesk.organizations.len();
+    for i in have..accounts {
+        scenario.zendesk.organizations.push(serde_json::json!({
+            "id": 900_000_000 + i as u64,
+            "name": format!("Unrelated Support Org {i}"),
+            "domain_names": [format!("unrelated-support-{i}.net")],
+            "created_at": "2023-01-01T00:00:00Z", "updated_at": "2023-01-01T00:00:00Z",
+        }));
+    }
     let orgs = scenario.zendesk.organizations.len();
     let sf_accounts = scenario.salesforce.accounts.len();
     let sf_url = serve(orglink_sandbox::salesforce::app(
@@ -146,8 +159,12 @@ async fn main() {
         scenario.salesforce,
     ))
     .await;
+    // The simulator's plan limit is lifted: the run's calls are counted, not paced.
     let zd_url = serve(orglink_sandbox::zendesk::app(
-        ZendeskOptions::default(),
+        ZendeskOptions {
+            rate_limit_per_minute: 10_000_000,
+            ..ZendeskOptions::default()
+        },
         scenario.zendesk,
     ))
     .await;

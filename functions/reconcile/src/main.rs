@@ -47,7 +47,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (reconciler, lambda, function_name) = (&reconciler, &lambda, function_name.as_str());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let input = ReconcileEvent::from_json(&event.payload)?;
-        let limits = Limits::deadline(deadline_instant(event.context.deadline), reserve);
+        let deadline = deadline_instant(event.context.deadline);
+        // A short function timeout still leaves most of each invocation for work.
+        let reserve = reserve.min(deadline.saturating_duration_since(Instant::now()) / 3);
+        let limits = Limits::deadline(deadline, reserve);
         match reconciler.invoke(&input, &limits).await? {
             Step::Continue(next) => {
                 aws::continue_in_new_invocation(lambda, function_name, &next).await?;
