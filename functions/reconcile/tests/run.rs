@@ -121,3 +121,63 @@ async fn a_generated_world_gives_its_truth_and_checkpoints_change_nothing() {
     assert_eq!(key(&rows), key(&rows_again));
     assert!(rows_again.iter().all(|r| r.times_seen == 2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_reads_changes_since_the_last_run_and_never_auto_resolves() {
+    let (scenario, _) = generated(300, 3);
+    let world = World::serve(scenario).await;
+    let r = world.reconciler(Stores::memory(), roomy_budget()).await;
+    let full = r
+        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::none())
+        .await
+        .unwrap();
+    let open_before = open_rows(&r).await;
+    assert!(!open_before.is_empty());
+
+    // The export serves the last minute too (the simulator's switch), so no test waits.
+    let switched = reqwest::Client::new()
+        .post(format!("{}/_sandbox/switches", world.zd_url))
+        .json(&serde_json::json!({"incremental_min_age_secs": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert!(switched.status().is_success());
+    // A person adds a domain to one organization in Zendesk.
+    let org = orglink_shared::aws::OrgMirror::all(&r.stores.mirror)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    let mut domains = org.domains.clone();
+    domains.push("added-by-hand.example.com".to_string());
+    r.zendesk
+        .update(org.id, &serde_json::json!({"domain_names": domains}))
+        .await
+        .unwrap();
+
+    let delta = r
+        .run_to_end(ReconcileEvent::new(Mode::Delta), &Limits::none())
+        .await
+        .unwrap();
+    assert_eq!(delta.summary.state, RunState::Complete);
+    assert!(delta.summary.orgs.written >= 1, "{:?}", delta.summary.orgs);
+    assert!(delta.summary.orgs.seen < full.summary.orgs.seen);
+    let mirrored = orglink_shared::aws::OrgMirror::get(&r.stores.mirror, org.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        mirrored
+            .domains
+            .contains(&"added-by-hand.example.com".to_string())
+    );
+    // No account changed since the full run; nothing is auto-resolved by a delta.
+    assert_eq!(delta.summary.accounts.read, 0);
+    assert_eq!(delta.summary.rows.auto_resolved, 0);
+    assert_eq!(open_rows(&r).await.len(), open_before.len());
+    assert!(
+        delta.metrics[0].contains("\"Mode\":\"delta\"")
+            && delta.metrics[0].contains("\"ReconcileCompleted\":1")
+    );
+}
