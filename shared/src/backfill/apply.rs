@@ -13,7 +13,7 @@
 //!    `create_or_update`);
 //! 6. write-back through sObject Collections, link records, and `done` in the journal.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -273,7 +273,6 @@ where
             |page| listed.extend(page.iter().map(MirroredOrg::from)),
         )
         .await?;
-        self.mirror_all(listed).await?;
         let index = OrgIndex::new(snap.orgs);
         let merged = merged_losers(&snap.accounts);
         let accounts: HashMap<AccountId, Account> = snap
@@ -299,12 +298,14 @@ where
         );
 
         let batches = AtomicUsize::new(0);
+        let mirrored = Mutex::new(HashSet::new());
         let run = Run {
             bf: self,
             journal: &journal,
             batches: &batches,
             index: &index,
             accounts: &accounts,
+            mirrored: &mirrored,
         };
         // 3. Exceptions.
         let mut reviews = work.reviews;
@@ -323,6 +324,10 @@ where
         );
         // 6. Rows, write-backs, link records, done.
         run.finish(&rules, linked, reviews, &mut report).await?;
+        // The rest of the listing (the orgs written above are mirrored as written).
+        let written = mirrored.into_inner().expect("mirror set lock");
+        listed.retain(|o| !written.contains(&o.id));
+        self.mirror_all(listed).await?;
         self.progress.finish_line();
         Ok(report)
     }
@@ -408,7 +413,24 @@ fn sort_work(
                 finding: finding.clone(),
                 rule: entry.rule,
             }),
-            PlannedAction::Link { .. } => work.links.push(entry.clone()),
+            PlannedAction::Link { org, .. } => {
+                // The planned link, its update rebuilt from the org as read now: what orglink
+                // adds is as reviewed, and anything support added since is kept.
+                let mut link = entry.clone();
+                if let (
+                    PlannedAction::Link { update, .. },
+                    PlannedAction::Link {
+                        org: now,
+                        update: current,
+                        ..
+                    },
+                ) = (&mut link.action, &current.action)
+                    && now == org
+                {
+                    update.clone_from(current);
+                }
+                work.links.push(link);
+            }
             PlannedAction::Create { .. } => work.creates.push(entry.clone()),
             PlannedAction::NotEligible { .. } | PlannedAction::Refused { .. } => {}
         }
@@ -482,6 +504,8 @@ struct Run<'r, 'a, C, L, E, M> {
     batches: &'r AtomicUsize,
     index: &'r OrgIndex,
     accounts: &'r HashMap<AccountId, Account>,
+    /// Orgs already written to the mirror by this run.
+    mirrored: &'r Mutex<HashSet<OrgId>>,
 }
 
 impl<C, L, E, M> Run<'_, '_, C, L, E, M>
@@ -491,6 +515,15 @@ where
     E: ExceptionStore,
     M: OrgMirror,
 {
+    async fn mirror(&self, orgs: impl Iterator<Item = &Organization>) -> Result<(), BackfillError> {
+        let rows: Vec<MirroredOrg> = orgs.map(MirroredOrg::from).collect();
+        self.mirrored
+            .lock()
+            .expect("mirror set lock")
+            .extend(rows.iter().map(|r| r.id));
+        self.bf.mirror_all(rows).await
+    }
+
     fn journal(&self, event: &JournalEvent) -> Result<(), BackfillError> {
         self.journal.lock().expect("journal lock").write(event)
     }
@@ -625,8 +658,7 @@ where
                 ready.push(self.linked(&e, *org, Some(&body)));
             }
         }
-        let mirrored: Vec<MirroredOrg> = ready.iter().map(|l| MirroredOrg::from(&l.org)).collect();
-        bf.mirror_all(mirrored).await?;
+        self.mirror(ready.iter().map(|l| &l.org)).await?;
         Ok(ready)
     }
 

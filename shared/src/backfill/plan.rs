@@ -759,16 +759,20 @@ fn settle_new_orgs(
     }
 }
 
-/// Hash of everything the decision read.
+/// Hash of everything the decision read: the account's fields and, of each candidate org,
+/// what resolution compares (id, name, key, domains). Tags and mirror fields are left out: the
+/// update that links an org is rebuilt from the org as read at apply time, so a tag support
+/// added meanwhile is kept rather than making the account "changed".
 fn fingerprint(
     account: &Account,
     merged: &[AccountId],
     last_written: Option<&Domain>,
     input: &ResolutionInput,
 ) -> String {
+    let org = |o: &Organization| serde_json::json!([o.id, o.name, o.external_id, o.domain_names]);
     let stored = match &input.stored {
         StoredLink::None => Value::Null,
-        StoredLink::Found(o) => serde_json::to_value(o).expect("an org serializes"),
+        StoredLink::Found(o) => org(o),
         StoredLink::Gone(id) => Value::from(format!("gone:{id}")),
         StoredLink::Unreadable(t) => Value::from(format!("unreadable:{t}")),
     };
@@ -780,7 +784,7 @@ fn fingerprint(
         "merged": merged,
         "last_written": last_written,
         "stored": stored,
-        "candidates": input.candidates,
+        "candidates": input.candidates.iter().map(org).collect::<Vec<_>>(),
     });
     let digest = Sha256::digest(serde_json::to_vec(&state).expect("state serializes"));
     hex::encode(&digest[..16])
@@ -957,10 +961,14 @@ mod tests {
             ],
         );
         assert_eq!(base[0].fingerprint, same[0].fingerprint);
+        let keyed = org(10, "Acme", Some("hubspot-7"), &["acme-tools.com"]);
+        let changed_org = decide(std::slice::from_ref(&a), vec![keyed]);
+        assert_ne!(base[0].fingerprint, changed_org[0].fingerprint);
+        // A tag support added is no change: the update is rebuilt at apply time and keeps it.
         let mut tagged = org(10, "Acme", None, &["acme-tools.com"]);
         tagged.tags.push("support-added".into());
-        let changed_org = decide(std::slice::from_ref(&a), vec![tagged]);
-        assert_ne!(base[0].fingerprint, changed_org[0].fingerprint);
+        let tag_only = decide(std::slice::from_ref(&a), vec![tagged]);
+        assert_eq!(base[0].fingerprint, tag_only[0].fingerprint);
         let mut renamed = a.clone();
         renamed.name = "Acme Tools".into();
         let changed_account = decide(&[renamed], vec![org(10, "Acme", None, &["acme-tools.com"])]);
