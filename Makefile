@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: test fmt-check clippy unit python-tests demo bench bench-reconcile venv clean-venv infra-check lambda-check build
+.PHONY: test fmt-check clippy unit python-tests demo bench bench-reconcile bench-backfill venv clean-venv infra-check lambda-check build
 
 ## test: formatting, lints, the dependency checks (deny), every Rust test in the workspace, a
 ## few seconds of each fuzz target, then the Python-driven suites, the SAM template's checks and
@@ -53,8 +53,14 @@ demo:
 	$(CARGO) run --quiet -p orglink-cli --example demo
 
 ## bench: measured figures recorded in docs/benchmarks.md.
-bench: bench-reconcile
+bench: bench-reconcile bench-backfill
 	$(CARGO) run --release -p orglink-shared --example reconcile_diff_bench
+
+## bench-backfill: plan and apply of a 100,000-account world against the simulators (release),
+## API calls by system against the floor; then 5,000 accounts with Zendesk truly at 700/minute.
+bench-backfill:
+	$(CARGO) run --release -p orglink-shared --example backfill_bench -- 100000
+	$(CARGO) run --release -p orglink-shared --example backfill_bench -- 5000 700
 
 ## bench-reconcile: a 100,000-account reconcile against the sandbox, once uninterrupted and once
 ## through checkpoints (a page limit per invocation); API calls against the floor.
