@@ -747,9 +747,20 @@ impl<P: Ports> Reconciler<P> {
         };
         let before = findings.len();
         findings.retain(|f| !ignored(&f.accounts));
+        let not_ignored = findings.len();
+        if ctx.mode == Mode::Delta {
+            // A delta judges only the accounts it read. An org-side finding about accounts it
+            // did not read (two orgs sharing an unread account's key) carries the org side's
+            // evidence, not the account side's a full run records, and would flip the row's
+            // evidence hash (reopening a dismissed row) at every delta: leave it to full runs.
+            findings.retain(|f| {
+                f.accounts.is_empty() || f.accounts.iter().any(|a| names.contains_key(a))
+            });
+        }
         let mut rows = RowCounts {
             findings: findings.len() as u64,
-            ignored: (before - findings.len()) as u64,
+            ignored: (before - not_ignored) as u64,
+            left_to_full_runs: (not_ignored - findings.len()) as u64,
             ..RowCounts::default()
         };
         let mut findings_by_kind: BTreeMap<ExceptionKind, u64> = BTreeMap::new();

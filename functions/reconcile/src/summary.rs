@@ -78,6 +78,9 @@ pub struct RowCounts {
     pub auto_resolved: u64,
     /// Findings left out because they name only ignored accounts.
     pub ignored: u64,
+    /// Findings a delta left to full runs: they name only accounts it did not read.
+    #[serde(default)]
+    pub left_to_full_runs: u64,
     /// Open rows of severity critical after the run.
     pub open_critical: u64,
 }
