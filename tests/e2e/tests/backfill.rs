@@ -9,35 +9,29 @@
 //! - an apply stopped before a create batch is sent, and again after one ran but before its
 //!   results were journaled, then run to the end: no duplicate organization, same end state.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod backfill_support;
+
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde_json::json;
 
+use backfill_support as support;
+use backfill_support::{Stores, assert_matches_truth, backfill, key_of};
 use orglink_harness::{AwsEnv, LocalStack, Sandbox, moto_stack};
 use orglink_reconcile::aws::{ReconcileEnv, from_aws};
 use orglink_reconcile::{Limits, Mode, ReconcileEvent};
-use orglink_sandbox::generate::{self, Expected, Options, Truth};
-use orglink_shared::aws::SharedRateBudget;
-use orglink_shared::aws::budget::DynamoBudget;
-use orglink_shared::aws::claims::DynamoClaims;
-use orglink_shared::aws::exceptions::DynamoExceptions;
-use orglink_shared::aws::links::DynamoLinks;
-use orglink_shared::aws::mirror::DynamoMirror;
+use orglink_sandbox::generate::{self, Options, Truth};
 use orglink_shared::aws::{ExceptionFilter, ExceptionRow, ExceptionStatus, ExceptionStore};
 use orglink_shared::backfill::snapshot::{self, Snapshot};
 use orglink_shared::backfill::{
-    ApplyReport, Backfill, BackfillError, FailPoint, PlanFile, PlannedAction, Progress, Settings,
+    ApplyReport, BackfillError, FailPoint, PlanFile, PlannedAction, Progress, Settings,
 };
 use orglink_shared::contract::Config;
-use orglink_shared::credentials::{
-    Credentials, SalesforceCredentials, SalesforceFlow, Secret, ZendeskCredentials,
-};
 use orglink_shared::domain::DomainPolicy;
-use orglink_shared::http::{BudgetConfig, CallLog};
-use orglink_shared::salesforce::{SalesforceClient, SalesforceConfig};
-use orglink_shared::zendesk::{ZendeskClient, ZendeskConfig};
+use orglink_shared::http::CallLog;
+use orglink_shared::salesforce::SalesforceClient;
+use orglink_shared::zendesk::ZendeskClient;
 
 /// The embedded default configuration's Salesforce org (the sandbox is started as it).
 const BOUND_ORG: &str = "00D000000000001EAA";
@@ -83,66 +77,18 @@ impl World {
         }
     }
 
-    fn table(&self, f: impl Fn(&orglink_shared::aws::ResourceNames) -> &String) -> String {
-        f(&self.stack.names().unwrap()).clone()
-    }
-
-    /// Both clients, drawing from the deployment's shared budget table.
     async fn clients(&self) -> (SalesforceClient, ZendeskClient, CallLog) {
-        let calls = CallLog::new();
-        let budget = Arc::new(SharedRateBudget::new(
-            Arc::new(DynamoBudget::new(
-                self.db.clone(),
-                self.table(|n| &n.rate_budget_table),
-            )),
-            BudgetConfig::salesforce(6000, 0),
-            BudgetConfig::zendesk(6000, 100),
-        ));
-        let creds = Credentials {
-            salesforce: SalesforceCredentials {
-                my_domain_url: self.sandbox.salesforce.clone(),
-                client_id: "orglink-sandbox-consumer-key".into(),
-                flow: SalesforceFlow::ClientCredentials {
-                    client_secret: Secret::new("orglink-sandbox-consumer-secret"),
-                },
-            },
-            zendesk: ZendeskCredentials::ApiToken {
-                email: "admin@example.com".into(),
-                api_token: Secret::new("sandbox-zendesk-token"),
-            },
-        };
-        let sf = SalesforceClient::connect(
-            SalesforceConfig::default(),
-            creds.salesforce,
-            self.config.binding(),
-            budget.clone(),
-            calls.clone(),
+        support::clients(
+            &self.db,
+            &self.stack.names().unwrap(),
+            &self.sandbox,
+            &self.config,
         )
         .await
-        .expect("Salesforce connects");
-        let zd = ZendeskClient::connect(
-            ZendeskConfig {
-                base_url: Some(self.sandbox.zendesk.clone()),
-                job_poll_ms: 100,
-                ..ZendeskConfig::default()
-            },
-            creds.zendesk,
-            self.config.binding(),
-            budget,
-            calls.clone(),
-        )
-        .await
-        .expect("Zendesk connects");
-        (sf, zd, calls)
     }
 
     fn stores(&self) -> Stores {
-        Stores {
-            claims: DynamoClaims::new(self.db.clone(), self.table(|n| &n.claims_table)),
-            links: DynamoLinks::new(self.db.clone(), self.table(|n| &n.links_table)),
-            exceptions: DynamoExceptions::new(self.db.clone(), self.table(|n| &n.exceptions_table)),
-            mirror: DynamoMirror::new(self.db.clone(), self.table(|n| &n.org_mirror_table)),
-        }
+        support::stores(&self.db, &self.stack.names().unwrap())
     }
 
     async fn plan(&self) -> PlanFile {
@@ -151,7 +97,7 @@ impl World {
         let policy = DomainPolicy::default();
         let progress = Progress::hidden();
         let bf = backfill(
-            self,
+            &self.config,
             &sf,
             &zd,
             &stores,
@@ -175,7 +121,15 @@ impl World {
             fail_point,
             ..Settings::default()
         };
-        let bf = backfill(self, &sf, &zd, &stores, &policy, &progress, settings);
+        let bf = backfill(
+            &self.config,
+            &sf,
+            &zd,
+            &stores,
+            &policy,
+            &progress,
+            settings,
+        );
         bf.apply(file, &file.hash, &self.dir.join("plan.json.journal"))
             .await
     }
@@ -249,234 +203,6 @@ fn world_size(default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Stores {
-    claims: DynamoClaims,
-    links: DynamoLinks,
-    exceptions: DynamoExceptions,
-    mirror: DynamoMirror,
-}
-
-fn backfill<'a>(
-    w: &'a World,
-    sf: &'a SalesforceClient,
-    zd: &'a ZendeskClient,
-    s: &'a Stores,
-    policy: &'a DomainPolicy,
-    progress: &'a Progress,
-    settings: Settings,
-) -> Backfill<'a, DynamoClaims, DynamoLinks, DynamoExceptions, DynamoMirror> {
-    Backfill {
-        salesforce: sf,
-        zendesk: zd,
-        claims: &s.claims,
-        links: &s.links,
-        exceptions: &s.exceptions,
-        mirror: &s.mirror,
-        config: &w.config,
-        policy,
-        progress,
-        settings,
-    }
-}
-
-fn key_of(external_id: &Option<String>) -> Option<String> {
-    external_id
-        .as_deref()
-        .map(|k| k.trim().to_ascii_lowercase())
-        .filter(|k| !k.is_empty())
-}
-
-/// Every way the end state differs from the truth (empty: it matches).
-fn violations(
-    truth: &Truth,
-    before: &Snapshot,
-    after: &Snapshot,
-    rows: &[ExceptionRow],
-) -> Vec<String> {
-    let mut out = Vec::new();
-    let accounts: HashMap<String, &orglink_shared::model::Account> = after
-        .accounts
-        .iter()
-        .map(|a| (a.id.as_str().to_ascii_lowercase(), a))
-        .collect();
-    let accounts_before: HashMap<String, &orglink_shared::model::Account> = before
-        .accounts
-        .iter()
-        .map(|a| (a.id.as_str().to_ascii_lowercase(), a))
-        .collect();
-    // Orgs by key (18-character ids lowercased; 15-character keys count for their account).
-    let mut keyed: HashMap<String, Vec<u64>> = HashMap::new();
-    for o in &after.orgs {
-        if let Some(a) = o.key().account() {
-            keyed
-                .entry(a.as_str().to_ascii_lowercase())
-                .or_default()
-                .push(o.id.get());
-        }
-    }
-    let keyed_before: HashSet<(u64, Option<String>)> = before
-        .orgs
-        .iter()
-        .map(|o| (o.id.get(), key_of(&o.external_id)))
-        .collect();
-    let orgs_before: HashSet<u64> = before.orgs.iter().map(|o| o.id.get()).collect();
-    let rows_naming = |id: &str| -> Vec<&ExceptionRow> {
-        rows.iter()
-            .filter(|r| {
-                r.finding
-                    .accounts
-                    .iter()
-                    .any(|a| a.as_str().eq_ignore_ascii_case(id))
-            })
-            .collect()
-    };
-    let switch_rows: HashSet<String> = truth
-        .switch_dependent
-        .iter()
-        .map(|s| s.account.to_ascii_lowercase())
-        .collect();
-
-    for t in &truth.accounts {
-        let id = t.account_id.to_ascii_lowercase();
-        let Some(a) = accounts.get(&id) else {
-            out.push(format!("{}: missing from Salesforce", t.account_id));
-            continue;
-        };
-        let before_a = accounts_before[&id];
-        let stored = a.stored_org().map(|o| o.get());
-        let mine = keyed.get(&id).cloned().unwrap_or_default();
-        let what = format!("{} ({} {:?})", t.account_id, t.pattern, t.expected);
-        match &t.expected {
-            Expected::Link(org) => {
-                // switch_dependent: Salesforce refuses the winner's write-back (the deleted
-                // loser still holds the id); Zendesk is linked either way.
-                if stored != Some(*org) && !switch_rows.contains(&id) {
-                    out.push(format!("{what}: stored org {stored:?}"));
-                }
-                if !mine.contains(org) {
-                    out.push(format!(
-                        "{what}: org {org} is not keyed to it (keyed: {mine:?})"
-                    ));
-                }
-            }
-            Expected::LinkNew => {
-                let new: Vec<u64> = mine
-                    .iter()
-                    .copied()
-                    .filter(|o| !orgs_before.contains(o))
-                    .collect();
-                if new.len() != 1 || mine.len() != 1 {
-                    out.push(format!("{what}: orgs keyed to it {mine:?} (new {new:?})"));
-                } else if stored != Some(new[0]) {
-                    out.push(format!(
-                        "{what}: stored org {stored:?}, its new org is {}",
-                        new[0]
-                    ));
-                }
-            }
-            Expected::Exception(kind) => {
-                let of_kind: Vec<_> = rows_naming(&id)
-                    .into_iter()
-                    .filter(|r| r.kind().as_str() == kind)
-                    .collect();
-                if of_kind.len() != 1 {
-                    out.push(format!("{what}: {} open {kind} rows", of_kind.len()));
-                }
-                if a.stored_org_id != before_a.stored_org_id {
-                    out.push(format!("{what}: its link changed to {:?}", a.stored_org_id));
-                }
-                let untouched = |o: &u64| {
-                    after.orgs.iter().any(|x| {
-                        x.id.get() == *o && keyed_before.contains(&(*o, key_of(&x.external_id)))
-                    })
-                };
-                if !mine.iter().all(untouched) {
-                    out.push(format!("{what}: an org was keyed to it: {mine:?}"));
-                }
-            }
-            Expected::Nothing => {
-                let new: Vec<&u64> = mine.iter().filter(|o| !orgs_before.contains(o)).collect();
-                if !new.is_empty() {
-                    out.push(format!("{what}: new orgs {new:?}"));
-                }
-                if a.stored_org_id != before_a.stored_org_id {
-                    out.push(format!("{what}: its link changed to {:?}", a.stored_org_id));
-                }
-            }
-        }
-        if !t.eligible
-            && (a.stored_org_id != before_a.stored_org_id || a.sync_status != before_a.sync_status)
-        {
-            out.push(format!(
-                "{what}: not eligible, but its link fields were written"
-            ));
-        }
-        // The reconcile function does not read tickets yet: ticket attribution is not checked.
-        for f in t
-            .findings
-            .iter()
-            .filter(|f| *f != "ticket_attribution_drift")
-        {
-            if !rows_naming(&id).iter().any(|r| r.kind().as_str() == f) {
-                out.push(format!("{what}: no open {f} row"));
-            }
-        }
-        if switch_rows.contains(&id)
-            && !rows_naming(&id)
-                .iter()
-                .any(|r| r.kind().as_str() == "write_back_blocked")
-        {
-            out.push(format!(
-                "{what}: no write_back_blocked row (switch_dependent)"
-            ));
-        }
-    }
-    // Zero duplicate orgs: no key on two orgs unless the scenario already had it so.
-    let mut by_key: HashMap<String, Vec<u64>> = HashMap::new();
-    for o in &after.orgs {
-        if let Some(k) = key_of(&o.external_id) {
-            by_key.entry(k).or_default().push(o.id.get());
-        }
-    }
-    for (k, orgs) in &by_key {
-        let new = orgs.iter().filter(|o| !orgs_before.contains(o)).count();
-        if orgs.len() > 1 && new > 0 {
-            out.push(format!("duplicate orgs for key {k}: {orgs:?}"));
-        }
-    }
-    // Zero wrong links: every org newly keyed to an account is that account's by the truth.
-    let linkable: HashSet<String> = truth
-        .accounts
-        .iter()
-        .filter(|t| matches!(t.expected, Expected::Link(_) | Expected::LinkNew))
-        .map(|t| t.account_id.to_ascii_lowercase())
-        .collect();
-    for o in &after.orgs {
-        let key = key_of(&o.external_id);
-        if keyed_before.contains(&(o.id.get(), key.clone())) {
-            continue;
-        }
-        match o.key().account() {
-            Some(a) if linkable.contains(&a.as_str().to_ascii_lowercase()) => {}
-            _ => out.push(format!(
-                "org {} was keyed to {:?}, which the truth does not link",
-                o.id, o.external_id
-            )),
-        }
-    }
-    out
-}
-
-fn assert_matches_truth(truth: &Truth, before: &Snapshot, after: &Snapshot, rows: &[ExceptionRow]) {
-    let v = violations(truth, before, after, rows);
-    assert!(
-        v.is_empty(),
-        "{} differences from the truth, first ones:\n{}",
-        v.len(),
-        v.iter().take(25).cloned().collect::<Vec<_>>().join("\n")
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
