@@ -8,6 +8,12 @@ CARGO ?= cargo
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
+# A full `make test` builds every test binary once: incremental caches would only double the
+# disk it needs (CI machines have little to spare). Set CARGO_INCREMENTAL=1 to keep them.
+export CARGO_INCREMENTAL ?= 0
+# ORGLINK_CI=1 (.ci/run sets it): a step removes the build directories only it uses once it has
+# passed (the arm64 lambda check's, the fuzz targets'), so the run's peak disk stays small.
+ORGLINK_CI ?= 0
 
 .PHONY: test fmt-check clippy unit python-tests demo bench bench-reconcile bench-backfill venv clean-venv infra-check lambda-check build
 
@@ -86,6 +92,7 @@ infra-check: venv
 ARCH ?= arm64
 lambda-check: venv
 	infra/lambda-build.sh debug $(ARCH)
+	@if [ "$(ORGLINK_CI)" = 1 ]; then rm -rf target/arm64-debian-rustc target/lambda; fi
 
 ## build: release zips <target dir>/lambda/<function>/bootstrap.zip (ARCH=arm64|x86_64; the
 ## script prints each path and size). `sam build` (infra/samconfig.toml) builds its own; these
@@ -112,10 +119,10 @@ FUZZ_RUNS ?= 5000000
 .PHONY: fuzz-smoke fuzz-long deny
 
 $(CARGO_FUZZ):
-	$(CARGO) install --quiet --debug --root $(TOOLS) cargo-fuzz --version 0.13.2 --locked
+	CARGO_PROFILE_DEV_DEBUG=0 $(CARGO) install --quiet --debug --root $(TOOLS) cargo-fuzz --version 0.13.2 --locked
 
 $(CARGO_DENY):
-	$(CARGO) install --quiet --debug --root $(TOOLS) cargo-deny --version 0.20.2 --locked
+	CARGO_PROFILE_DEV_DEBUG=0 $(CARGO) install --quiet --debug --root $(TOOLS) cargo-deny --version 0.20.2 --locked
 
 ## fuzz-smoke: every fuzz target for FUZZ_SMOKE_SECONDS from its seeds (a debug build; new
 ## inputs go to target/fuzz-smoke, never into the committed seeds).
@@ -132,6 +139,7 @@ fuzz-smoke: $(CARGO_FUZZ)
 			|| { tail -n 40 target/fuzz-smoke/$$t.log; echo "fuzz-smoke: $$t failed; the input is in target/fuzz-smoke/$$t-*"; exit 1; }; \
 		grep -E '^Done [0-9]+ runs' target/fuzz-smoke/$$t.log; \
 	done
+	@if [ "$(ORGLINK_CI)" = 1 ]; then rm -rf fuzz/target; fi
 
 ## fuzz-long: the long runs recorded in docs/reliability.md (FUZZ_RUNS executions per target,
 ## one target at a time, release build, corpus kept in fuzz/corpus).
