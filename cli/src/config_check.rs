@@ -3,10 +3,14 @@
 //!
 //! 1. the configuration parses and validates (every error names the key);
 //! 2. the credentials have the secret's shape (environment or the deployment's secret);
-//! 3. Salesforce: sign-in works and the org is the bound one; the integration user can read
-//!    Account and the four link fields;
-//! 4. Zendesk: the subdomain is the bound one; the token can read organizations and manage
-//!    organization fields and webhooks (what `setup zendesk` and the worker need).
+//! 3. Salesforce: sign-in works and the org is the bound one; the integration user (named by
+//!    the sign-in's identity URL) sees every account — View All on Account or View All Data,
+//!    not a sharing-filtered subset — and may edit accounts and each of the four link fields,
+//!    read from its permission set assignments, object and field permissions as a Salesforce
+//!    admin tool reads them; it can read Account and the link fields;
+//! 4. Zendesk: the subdomain is the bound one; the token's user (`users/me`) is an admin, or an
+//!    agent whose custom role allows editing organizations; the token can read organizations
+//!    and manage organization fields and webhooks (what `setup zendesk` and the worker need).
 //!
 //! Exit code 0 when every check passed, 1 when one failed (each failure says what to fix).
 
@@ -197,6 +201,7 @@ async fn salesforce_checks(
         },
         Err(e) => checks.fail("Salesforce link fields readable", e),
     }
+    permission_checks(checks, clients, config).await;
     match sf.limits().await {
         Ok(d) => checks.ok(
             "Salesforce daily API allocation",
@@ -206,7 +211,130 @@ async fn salesforce_checks(
     }
 }
 
+/// Where the rights come from in a deployment (infra/salesforce/README.md).
+const PERMISSION_SET_HINT: &str =
+    "assign the Orglink_Integration permission set from infra/salesforce to the integration user";
+
+/// View All and edit rights, from the integration user's permission sets.
+async fn permission_checks(
+    checks: &mut Checks,
+    clients: &Clients,
+    config: &orglink_shared::contract::Config,
+) {
+    let sf = &clients.salesforce;
+    let Some(user) = sf.user_id().await else {
+        checks.fail(
+            "Salesforce integration user",
+            "the sign-in's identity URL names no user, so its permissions cannot be checked",
+        );
+        return;
+    };
+    let access = match sf.user_access(&user).await {
+        Ok(a) => a,
+        Err(e) => {
+            checks.fail(
+                "Salesforce integration user's permissions",
+                format!(
+                    "{e} (reading PermissionSetAssignment, ObjectPermissions and FieldPermissions needs View Setup and Configuration: grant it to user {user}, or check in Setup that it has View All on Account and Edit on the four link fields)"
+                ),
+            );
+            return;
+        }
+    };
+    let sets: Vec<String> = access.sets.iter().map(|s| s.describe()).collect();
+    println!(
+        "      integration user {user}; assigned: {}",
+        if sets.is_empty() {
+            "nothing".to_string()
+        } else {
+            sets.join(", ")
+        }
+    );
+    match access.sees_all_accounts() {
+        Some(how) => checks.ok("Salesforce sees every account", how),
+        None => checks.fail(
+            "Salesforce sees every account",
+            format!(
+                "user {user} has neither View All on Account nor View All Data, so it sees only the accounts sharing gives it and orglink would miss the rest: {PERMISSION_SET_HINT} (it grants View All on Account)"
+            ),
+        ),
+    }
+    match access.edits_accounts() {
+        Some(how) => checks.ok("Salesforce may edit accounts", how),
+        None => checks.fail(
+            "Salesforce may edit accounts",
+            format!("user {user} lacks Edit on Account: {PERMISSION_SET_HINT}"),
+        ),
+    }
+    let mut editable = Vec::new();
+    for field in config.write_back().fields() {
+        let name = field.api_name();
+        match access.edits_field(name) {
+            Some(how) => editable.push(format!("{name} ({how})")),
+            None => checks.fail(
+                &format!("Salesforce may edit {name}"),
+                format!(
+                    "user {user} may not edit Account.{name} (field-level security): give Edit on it through the Orglink_Integration permission set (infra/salesforce), or {PERMISSION_SET_HINT}"
+                ),
+            ),
+        }
+    }
+    if !editable.is_empty() {
+        checks.ok("Salesforce link fields editable", editable.join(", "));
+    }
+}
+
+/// The token's user may manage organizations: an admin, or an agent whose custom role allows
+/// editing organizations (Enterprise).
+async fn role_check(checks: &mut Checks, clients: &Clients) {
+    const WHAT: &str = "Zendesk token's user may manage organizations";
+    const FIX: &str = "use an API token sent with a Zendesk admin's e-mail (Admin Center > Apps and integrations > Zendesk API), or give the agent a custom role with organization editing and organization field management";
+    let zd = &clients.zendesk;
+    let me = match zd.current_user().await {
+        Ok(me) => me,
+        Err(e) => {
+            checks.fail(WHAT, format!("cannot read users/me: {e}"));
+            return;
+        }
+    };
+    let who = me["email"].as_str().unwrap_or("?").to_string();
+    match me["role"].as_str().unwrap_or("") {
+        "admin" => checks.ok(WHAT, format!("{who} is an admin")),
+        "agent" => match me["custom_role_id"].as_u64() {
+            None => checks.fail(WHAT, format!("{who} is an agent without a custom role: {FIX}")),
+            Some(role) => match zd.custom_role(role).await {
+                Ok(r) if r["configuration"]["organization_editing"] == true => checks.ok(
+                    WHAT,
+                    format!(
+                        "{who} is an agent whose custom role {:?} allows editing organizations",
+                        r["name"].as_str().unwrap_or("?")
+                    ),
+                ),
+                Ok(r) => checks.fail(
+                    WHAT,
+                    format!(
+                        "{who} is an agent whose custom role {:?} does not allow editing organizations: {FIX}",
+                        r["name"].as_str().unwrap_or("?")
+                    ),
+                ),
+                Err(e) => checks.fail(
+                    WHAT,
+                    format!("{who} is an agent with custom role {role}, which cannot be read ({e}): {FIX}"),
+                ),
+            },
+        },
+        other => checks.fail(
+            WHAT,
+            format!(
+                "{who} is a Zendesk {}: {FIX}",
+                if other.is_empty() { "user without a role" } else { other }
+            ),
+        ),
+    }
+}
+
 async fn zendesk_checks(checks: &mut Checks, clients: &Clients) {
+    role_check(checks, clients).await;
     let zd = &clients.zendesk;
     let first = zd.list_pages(None);
     futures_util::pin_mut!(first);

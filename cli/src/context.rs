@@ -72,6 +72,8 @@ pub enum OpsError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Review(#[from] orglink_reconcile::review::ReviewError),
     #[error("cannot write {what}: {source}")]
     Write {
         what: String,
@@ -290,6 +292,14 @@ impl State {
 
     pub fn exceptions(&self) -> DynamoExceptions {
         DynamoExceptions::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            self.names.exceptions_table.clone(),
+        )
+    }
+
+    /// The operator lists (shared domains, ignored accounts) kept beside the exception rows.
+    pub fn review_lists(&self) -> orglink_reconcile::review::DynamoLists {
+        orglink_reconcile::review::DynamoLists::new(
             aws_sdk_dynamodb::Client::new(&self.sdk),
             self.names.exceptions_table.clone(),
         )

@@ -1,20 +1,20 @@
 //! `orglink exceptions list|show|resolve|dismiss`: the review queue in DynamoDB.
 //!
-//! Resolving takes one of the row's machine-readable actions and a note, and records who:
-//! an action that orglink can carry out (link to an organization, create one, retry) becomes a
-//! sync request for the worker; one that needs a configuration change or a hand fix is printed
-//! for the operator. Only open rows can be resolved or dismissed; a resolved or dismissed row
-//! reopens by itself when its evidence changes.
+//! A thin front over reconcile's review library (`orglink_reconcile::review`), so the rules
+//! live in one place: resolving takes one of the row's machine-readable actions, a note and
+//! who; link, create and retry flow back as operator sync requests for the worker, a shared
+//! domain or an ignored account onto the operator lists beside the rows. Only open rows can be
+//! resolved or dismissed; a resolved or dismissed row reopens when its evidence changes.
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
+use orglink_reconcile::review::{Decision, FollowUp, Review};
 use orglink_shared::aws::exceptions::ExceptionFilter;
-use orglink_shared::aws::{ExceptionRow, ExceptionStatus, ExceptionStore, WorkQueue};
-use orglink_shared::exceptions::{Action, ExceptionKind, Fingerprint, Severity};
+use orglink_shared::aws::{ExceptionRow, ExceptionStatus};
+use orglink_shared::exceptions::{Action, ExceptionKind, Severity};
 
 use crate::context::{self, OpsError, State, format_ms, now_ms};
-use crate::sync::operator_request;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
@@ -124,15 +124,11 @@ fn parse_kind(raw: &str) -> Result<ExceptionKind, String> {
         })
 }
 
-fn fingerprint(raw: &str) -> Fingerprint {
-    serde_json::from_value(serde_json::Value::String(raw.trim().to_string()))
-        .expect("a fingerprint is any string")
-}
-
+/// Who decides: `--by`, else `$USER`; empty when neither is set, which the review library
+/// refuses (every status change records who made it).
 fn who(by: Option<String>) -> String {
     by.or_else(|| std::env::var("USER").ok())
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| "operator".into())
+        .unwrap_or_default()
 }
 
 fn action_name(a: &Action) -> String {
@@ -213,6 +209,16 @@ pub fn run(args: ExceptionsArgs) -> ExitCode {
     context::run(async move {
         let state = State::from_env().await?;
         let store = state.exceptions();
+        let queue = state.queue();
+        let lists = state.review_lists();
+        // Every read and status change goes through reconcile's review library: it checks who
+        // and why, that the row is open and that the action is one the row offers, and sends
+        // the action's follow-up (an operator sync request, a list entry) before the status.
+        let review = Review {
+            exceptions: &store,
+            queue: &queue,
+            lists: &lists,
+        };
         match args.command {
             ExceptionsCommand::List {
                 status,
@@ -227,7 +233,7 @@ pub fn run(args: ExceptionsArgs) -> ExitCode {
                     severity: severity.map(Into::into),
                     limit,
                 };
-                let rows = store.list(&filter).await?;
+                let rows = review.list(&filter).await?;
                 if json {
                     for row in &rows {
                         println!("{}", serde_json::to_string(row).expect("a row serializes"));
@@ -255,7 +261,7 @@ pub fn run(args: ExceptionsArgs) -> ExitCode {
                 fingerprint: fp,
                 json,
             } => {
-                let row = get(&store, &fp).await?;
+                let row = review.show(&fp).await?;
                 if json {
                     println!(
                         "{}",
@@ -272,43 +278,29 @@ pub fn run(args: ExceptionsArgs) -> ExitCode {
                 note,
                 by,
             } => {
-                let row = open_row(&store, &fp).await?;
+                let row = review.show(&fp).await?;
                 let action = choose_action(&row, &action, org)?;
-                let by = who(by);
-                let outcome = carry_out(&state, &row, &action, &note, &by).await?;
-                let reason = format!("{}: {note}", describe(&action));
-                store
-                    .set_status(
-                        &row.fingerprint,
-                        ExceptionStatus::Resolved,
-                        &by,
-                        &reason,
-                        now_ms(),
-                    )
-                    .await?;
+                let decision = Decision {
+                    by: who(by),
+                    reason: note,
+                    action: Some(action.clone()),
+                };
+                let (row, follow_up) = review.resolve(&fp, &decision, now_ms()).await?;
                 println!(
-                    "resolved {} by {by}: {}",
+                    "resolved {} by {}: {}",
                     row.fingerprint,
+                    decision.by,
                     describe(&action)
                 );
-                println!("{outcome}");
+                println!("{}", follow_up_text(&follow_up));
             }
             ExceptionsCommand::Dismiss {
                 fingerprint: fp,
                 note,
                 by,
             } => {
-                let row = open_row(&store, &fp).await?;
                 let by = who(by);
-                store
-                    .set_status(
-                        &row.fingerprint,
-                        ExceptionStatus::Dismissed,
-                        &by,
-                        &note,
-                        now_ms(),
-                    )
-                    .await?;
+                let row = review.dismiss(&fp, &by, &note, now_ms()).await?;
                 println!(
                     "dismissed {} by {by}; it reopens if its evidence changes",
                     row.fingerprint
@@ -328,79 +320,26 @@ fn list(items: impl Iterator<Item = String>) -> String {
     }
 }
 
-async fn get(store: &impl ExceptionStore, fp: &str) -> Result<ExceptionRow, OpsError> {
-    store.get(&fingerprint(fp)).await?.ok_or_else(|| {
-        OpsError::Usage(format!(
-            "no exception {fp:?}; `orglink exceptions list` shows the fingerprints"
-        ))
-    })
-}
-
-async fn open_row(store: &impl ExceptionStore, fp: &str) -> Result<ExceptionRow, OpsError> {
-    let row = get(store, fp).await?;
-    if row.status != ExceptionStatus::Open {
-        let last = row
-            .status_change
-            .as_ref()
-            .map(|c| format!(" by {} ({})", c.by, c.reason))
-            .unwrap_or_default();
-        return Err(OpsError::Usage(format!(
-            "{fp} is {}{last}, not open: only open rows can be resolved or dismissed",
-            row.status.as_str()
-        )));
-    }
-    Ok(row)
-}
-
-/// Does what the action asks: a sync request for what the worker carries out, else what the
-/// operator must change. Returns a sentence saying what happened.
-async fn carry_out(
-    state: &State,
-    row: &ExceptionRow,
-    action: &Action,
-    note: &str,
-    by: &str,
-) -> Result<String, OpsError> {
-    let why = |what: &str| {
-        Some(format!(
-            "exception {} resolved by {by}: {what}; {note}",
-            row.fingerprint
-        ))
-    };
-    let request = match action {
-        Action::LinkToOrg { account, org } => Some(operator_request(
-            account.clone(),
-            None,
-            Some(*org),
-            why(&format!("link to organization {org}")),
-        )),
-        Action::CreateNewOrg { account } => Some(operator_request(
-            account.clone(),
-            None,
-            None,
-            why("create a new organization"),
-        )),
-        Action::Retry { account } => {
-            Some(operator_request(account.clone(), None, None, why("retry")))
-        }
-        _ => None,
-    };
-    if let Some(request) = request {
-        state.queue().send(&request.to_message()).await?;
-        return Ok(format!(
-            "queued a sync request for account {} (event {})",
-            request.account_id, request.event_id
-        ));
-    }
-    Ok(match action {
-        Action::TreatDomainAsShared { domain } => format!(
-            "configuration change needed: add {domain:?} to the shared domains (docs/configuration.md), then redeploy"
+/// What a resolution set in motion, in words.
+fn follow_up_text(f: &FollowUp) -> String {
+    match f {
+        FollowUp::None => "nothing queued: the fix is made by hand".into(),
+        FollowUp::SyncRequested {
+            account,
+            event_id,
+            org,
+        } => format!(
+            "queued a sync request for account {account}{} (event {event_id})",
+            org.map(|o| format!(" to link organization {o}"))
+                .unwrap_or_default()
         ),
-        Action::IgnoreAccount { account } => format!(
-            "configuration change needed: leave account {account} out (e.g. change its Type so it is not eligible); orglink keeps any existing link and reports it"
+        FollowUp::SharedDomain { domain } => format!(
+            "{domain} is now on the shared-domain list: it never links or collides again (reconcile and the worker read the list)"
         ),
-        _ => "nothing queued: the fix is made by hand".into(),
-    })
+        FollowUp::IgnoredAccount { account } => format!(
+            "account {account} is now on the ignored list: orglink leaves it alone and keeps any existing link"
+        ),
+    }
 }
 
 fn print_row(row: &ExceptionRow) {

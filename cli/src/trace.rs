@@ -8,21 +8,17 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use clap::Args;
-use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 
 use orglink_shared::aws::exceptions::ExceptionFilter;
 use orglink_shared::aws::mirror::{DynamoMirror, OrgMirror};
 use orglink_shared::aws::{ClaimStore, ExceptionStatus, ExceptionStore, LinkStore};
-use orglink_shared::contract::Config;
-use orglink_shared::domain::DomainPolicy;
+use orglink_shared::contract::{Config, LinkField};
+use orglink_shared::domain::{Domain, DomainPolicy};
 use orglink_shared::ids::{AccountId, OrgId};
-use orglink_shared::model::Organization;
-use orglink_shared::resolution::{ResolutionInput, StoredLink, resolve};
-use orglink_shared::salesforce::soql::{Cond, Select};
-use orglink_shared::zendesk::ZendeskError;
+use orglink_shared::resolution::{ResolutionInput, StoredLink};
+use orglink_shared::zendesk::candidates;
 
-use crate::audit::account_facts;
 use crate::context::{self, Clients, Common, OpsError, State, format_ms};
 use crate::sync::parse_account;
 
@@ -145,82 +141,82 @@ fn decision_orgs(decision: &Value) -> Vec<OrgId> {
     ids.into_iter().filter_map(|n| OrgId::new(n).ok()).collect()
 }
 
-/// Resolution now: the account read fresh, candidates gathered live (stored id, both key forms
-/// and merged accounts' keys by `show_many`, the domain through the mirror confirmed live, the
-/// name by search), then the one decision function.
+/// Resolution now, gathered exactly as the sync worker gathers it (`orglink_shared::zendesk::
+/// candidates`): the account and the accounts merged into it read fresh, the reviewed domain
+/// rule over what orglink last wrote, the key holders and the stored organization and the
+/// mirror's domain candidates confirmed live, the name by search only when it would create;
+/// then the one decision function. Read-only: the mirror keeps what Zendesk no longer has.
 async fn live(
     config: &Config,
     clients: &Clients,
     state: &State,
     account_id: &AccountId,
 ) -> Result<Value, OpsError> {
-    let Some(account) = clients.salesforce.read_account(account_id).await? else {
+    let Some((account, merged)) = clients.salesforce.account_with_merged(account_id).await? else {
         return Ok(json!({"error": "Salesforce does not know this account (purged?)"}));
     };
-    let facts = account_facts(config, &DomainPolicy::default(), &account);
-    let soql = Select::new("Account", ["Id"])
-        .filter(Cond::eq("MasterRecordId", account.id.as_str()))
-        .build()
-        .map_err(|e| OpsError::Usage(e.to_string()))?;
-    let merged: Vec<AccountId> = clients
-        .salesforce
-        .query_all(soql)
-        .try_collect::<Vec<Value>>()
+    let last_written = state
+        .links()
+        .get(account_id)
         .await?
-        .iter()
-        .filter_map(|r| r["Id"].as_str().and_then(|s| AccountId::parse(s).ok()))
-        .collect();
-
-    let stored = match (&account.stored_org_id, account.stored_org()) {
-        (None, _) => StoredLink::None,
-        (Some(raw), None) if raw.trim().is_empty() => StoredLink::None,
-        (Some(raw), None) => StoredLink::Unreadable(raw.clone()),
-        (Some(_), Some(id)) => match clients.zendesk.show(id).await {
-            Ok(org) => StoredLink::Found(org),
-            Err(ZendeskError::RecordNotFound { .. }) => StoredLink::Gone(id),
-            Err(e) => return Err(e.into()),
-        },
-    };
-    let mut keys = vec![
-        account.id.as_str().to_string(),
-        account.id.id15().to_string(),
-    ];
-    for m in &merged {
-        keys.push(m.as_str().to_string());
-        keys.push(m.id15().to_string());
-    }
-    let mut candidates: Vec<Organization> =
-        clients.zendesk.show_many_by_external_ids(&keys).await?;
-    if let Some(domain) = &facts.domain {
-        let mirror = DynamoMirror::new(
+        .and_then(|r| {
+            r.written_salesforce
+                .get(LinkField::ZendeskDomain.api_name())
+                .cloned()
+        })
+        .and_then(|d| Domain::parse(&d).ok());
+    let (domain_decision, domain) =
+        candidates::lookup_domain(&DomainPolicy::default(), &account, last_written.as_ref());
+    let domain_orgs: Vec<OrgId> = match &domain {
+        Some(d) => DynamoMirror::new(
             aws_sdk_dynamodb::Client::new(&context::aws_sdk().await),
             state.names.org_mirror_table.clone(),
-        );
-        let ids: Vec<OrgId> = mirror
-            .by_domain(domain.as_str())
-            .await?
-            .iter()
-            .map(|m| m.id)
-            .collect();
-        candidates.extend(clients.zendesk.show_many(&ids).await?);
-    }
-    candidates.extend(clients.zendesk.search_by_name(&facts.name).await?);
-    let input = ResolutionInput {
+        )
+        .by_domain(d.as_str())
+        .await?
+        .iter()
+        .map(|m| m.id)
+        .collect(),
+        None => Vec::new(),
+    };
+    let found = candidates::gather(
+        &clients.zendesk,
+        &candidates::CandidateKeys {
+            account: &account.id,
+            merged: &merged,
+            stored_org_id: account.stored_org_id.as_deref(),
+            domain_orgs: &domain_orgs,
+        },
+    )
+    .await?;
+    let mapping = config.mapping();
+    let mut input = ResolutionInput {
         account: account.id.clone(),
         merged_accounts: merged,
-        name: facts.name.clone(),
-        suffixed_name: facts.suffixed_name.clone(),
-        domain: facts.domain.clone(),
-        stored,
-        candidates,
+        name: mapping.org_name(&account),
+        suffixed_name: mapping.suffixed_org_name(&account),
+        domain: domain.clone(),
+        stored: found.stored,
+        candidates: found.organizations,
     };
-    let resolution = resolve(&input);
+    let resolution = candidates::resolve_with_name_search(&clients.zendesk, &mut input).await?;
     let eligibility = config.eligibility().evaluate(&account);
+    let stored = match &input.stored {
+        StoredLink::None => json!({"state": "none"}),
+        StoredLink::Found(o) => json!({"state": "found", "org": o.id.to_string()}),
+        StoredLink::Gone(id) => json!({"state": "gone", "org": id.to_string()}),
+        StoredLink::Unreadable(t) => json!({"state": "unreadable", "text": t}),
+    };
     Ok(json!({
         "account_name": account.name,
         "eligible": eligibility.is_eligible(),
         "eligibility": eligibility,
-        "reviewed_domain": facts.domain,
+        "merged_accounts": input.merged_accounts.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "stored_link": stored,
+        "domain_decision": domain_decision,
+        "reviewed_domain": domain,
+        "mirror_domain_orgs": domain_orgs.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+        "gone_from_mirror": found.gone_from_mirror.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
         "candidates": input.candidates.iter().map(|o| json!({
             "id": o.id.to_string(), "name": o.name, "external_id": o.external_id,
             "domain_names": o.domain_names,

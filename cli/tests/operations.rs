@@ -291,3 +291,87 @@ async fn dead_letters_are_listed_in_place_and_redriven() {
     let back = queue.receive(10, Some(60)).await.unwrap();
     assert_eq!(back.len(), 2, "both are back on the work queue");
 }
+
+/// Zendesk calls by endpoint so far (the sandbox's count, all statuses).
+async fn zendesk_calls(sandbox: &orglink_harness::Sandbox, endpoint: &str) -> u64 {
+    let calls: Value = reqwest::get(format!("{}/_sandbox/calls", sandbox.zendesk))
+        .await
+        .expect("the sandbox answers")
+        .json()
+        .await
+        .expect("JSON");
+    calls[endpoint].as_object().map_or(0, |by_status| {
+        by_status.values().filter_map(Value::as_u64).sum()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trace_live_gathers_candidates_as_the_worker_does_and_names_the_rule() {
+    let (aws, stack) = moto_stack("cli-trace").await;
+    let dir = scratch("trace-live");
+    const MERGED: &str = "001D000000IomazIAB";
+    const NEW: &str = "001D000000IqhSLIAZ";
+    let scenario = dir.join("scenario.json");
+    std::fs::write(
+        &scenario,
+        serde_json::json!({
+            "salesforce": {"accounts": [
+                {"Id": ACCOUNT, "Name": "Acme Rockets", "Type": "Customer - Direct",
+                 "Website": "https://www.acme-rockets.com", "Zendesk_Org_ID__c": "11"},
+                {"Id": MERGED, "Name": "Acme Rockets (old)", "Type": "Customer - Direct",
+                 "MasterRecordId": ACCOUNT},
+                {"Id": NEW, "Name": "Globex", "Type": "Customer - Direct"},
+            ]},
+            "zendesk": {"organizations": [
+                {"id": 11, "name": "Acme Rockets", "external_id": ACCOUNT,
+                 "domain_names": ["acme-rockets.com"]},
+                {"id": 12, "name": "Initech"},
+            ]},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let sandbox =
+        orglink_harness::Sandbox::start(Some(&scenario)).unwrap_or_else(|e| panic!("{e}"));
+    let mut env = aws_env(&aws, &stack);
+    env.extend(sandbox_env(&sandbox, &sandbox_config(&dir)));
+
+    // The key decides: one lookup by external ids (both id forms, the merged account's too)
+    // finds the stored organization, so nothing else is asked — no search by name.
+    let searches = zendesk_calls(&sandbox, "zd.org_search").await;
+    let shows = zendesk_calls(&sandbox, "zd.org_show_many").await;
+    let traced = orglink(&["trace", ACCOUNT, "--live", "--json"], &env);
+    assert_eq!(traced.status.code(), Some(0), "{}", stderr(&traced));
+    let t: Value = serde_json::from_slice(&traced.stdout).unwrap();
+    let live = &t["live"];
+    assert_eq!(live["rule"], "key_match", "{live:#}");
+    assert_eq!(live["decision"]["decision"], "link", "{live:#}");
+    assert_eq!(live["stored_link"]["state"], "found");
+    assert_eq!(live["merged_accounts"], serde_json::json!([MERGED]));
+    assert_eq!(live["reviewed_domain"], "acme-rockets.com");
+    let ids: Vec<&str> = live["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["11"], "{live:#}");
+    assert_eq!(zendesk_calls(&sandbox, "zd.org_show_many").await, shows + 1);
+    assert_eq!(zendesk_calls(&sandbox, "zd.org_search").await, searches);
+    let text = stdout(&orglink(&["trace", ACCOUNT, "--live"], &env));
+    assert!(text.contains("rule: key_match"), "{text}");
+    assert!(text.contains("candidate 11"), "{text}");
+
+    // No organization carries anything of this account: the decision would be to create, and
+    // only then is the name searched for.
+    let traced = orglink(&["trace", NEW, "--live", "--json"], &env);
+    assert_eq!(traced.status.code(), Some(0), "{}", stderr(&traced));
+    let t: Value = serde_json::from_slice(&traced.stdout).unwrap();
+    assert_eq!(t["live"]["rule"], "create_new", "{:#}", t["live"]);
+    assert_eq!(t["live"]["stored_link"]["state"], "none");
+    assert_eq!(
+        zendesk_calls(&sandbox, "zd.org_search").await,
+        searches + 1,
+        "the name is searched only when the decision would create"
+    );
+}

@@ -22,7 +22,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::TryStreamExt;
 use thiserror::Error;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -35,7 +34,6 @@ use orglink_shared::aws::{
 };
 use orglink_shared::contract::{
     AccountWrite, DesiredLink, DomainDecision, Eligibility, Intent, LinkField, SyncStatus,
-    reviewed_domain_decision,
 };
 use orglink_shared::domain::Domain;
 use orglink_shared::exceptions::{Action as ReviewAction, Evidence, ExceptionKind, Finding};
@@ -43,13 +41,10 @@ use orglink_shared::http::Disposition;
 use orglink_shared::ids::{AccountId, OrgId};
 use orglink_shared::mapping::{DomainAvailability, NameChoice};
 use orglink_shared::model::{Account, Organization};
-use orglink_shared::resolution::{
-    Decision, Resolution, ResolutionInput, Rule, StoredLink, resolve,
-};
+use orglink_shared::resolution::{Decision, Resolution, ResolutionInput, Rule, StoredLink};
 use orglink_shared::salesforce::SalesforceError;
-use orglink_shared::salesforce::soql::Cond;
 use orglink_shared::sync_request::SyncRequest;
-use orglink_shared::zendesk::ZendeskError;
+use orglink_shared::zendesk::{ZendeskError, candidates};
 
 use crate::outcome::{Action, Outcome};
 use crate::{CrashPoint, FUNCTION_NAME, Ports, Worker};
@@ -438,15 +433,8 @@ impl<P: Ports> Worker<P> {
             });
         };
         let mut g = g;
-        let mut resolution = resolve(&g.input);
-        if matches!(resolution.decision, Decision::Create { .. }) {
-            // Only a create needs the name; search reads a lagging index, so it is asked last.
-            let holders = self.zendesk.search_by_name(&g.input.name).await?;
-            if !holders.is_empty() {
-                g.input.candidates.extend(holders);
-                resolution = resolve(&g.input);
-            }
-        }
+        // Only a create needs the name; search reads a lagging index, so it is asked last.
+        let resolution = candidates::resolve_with_name_search(&self.zendesk, &mut g.input).await?;
         tracing::info!(
             account = %account_id,
             event_id = %req.event_id,
@@ -486,99 +474,40 @@ impl<P: Ports> Worker<P> {
         record: &LinkRecord,
     ) -> Result<Option<Gathered>, SyncError> {
         let id = &req.account_id;
-        // The account and every account merged into it, in one query (deleted ones included:
-        // merge losers are deleted records).
-        let filter = Cond::or([
-            Cond::eq("Id", id.as_str()),
-            Cond::eq("MasterRecordId", id.as_str()),
-        ]);
-        let pages: Vec<Vec<Account>> = self
-            .salesforce
-            .accounts(Some(filter), true)
-            .try_collect()
-            .await?;
-        let mut account = None;
-        let mut merged = Vec::new();
-        for a in pages.into_iter().flatten() {
-            if &a.id == id {
-                account = Some(a);
-            } else if a.master_record_id.as_ref() == Some(id) {
-                merged.push(a.id);
-            }
-        }
-        let Some(account) = account else {
+        // The account and every account merged into it, in one query.
+        let Some((account, merged)) = self.salesforce.account_with_merged(id).await? else {
             return Ok(None);
         };
-        merged.sort();
-        merged.dedup();
 
         let eligibility = self.config.eligibility().evaluate(&account);
-        let website = account
-            .website
-            .as_deref()
-            .and_then(|w| self.policy.check_website(w).domain().cloned());
         let last_written = record
             .written_salesforce
             .get(LinkField::ZendeskDomain.api_name())
             .and_then(|d| Domain::parse(d).ok());
-        let domain_decision = reviewed_domain_decision(
-            account.reviewed_domain.as_deref(),
-            last_written.as_ref(),
-            website.as_ref(),
-        );
-        // A person's reviewed domain may still be one that must never link (consumer mail).
-        let domain = domain_decision
-            .effective(account.reviewed_domain.as_deref())
-            .filter(|d| self.policy.parse_domain(d.as_str()).is_ok());
+        let (domain_decision, domain) =
+            candidates::lookup_domain(&self.policy, &account, last_written.as_ref());
 
-        // The key, in both id forms, and the merged accounts' keys: from Zendesk's database.
-        let mut keys = Vec::new();
-        for a in std::iter::once(id).chain(merged.iter()) {
-            keys.push(a.as_str().to_string());
-            keys.push(a.id15().to_string());
-        }
-        let mut live = self.zendesk.show_many_by_external_ids(&keys).await?;
-
-        // The stored org and the mirror's domain candidates, confirmed live in one call.
-        let stored_text = account
-            .stored_org_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
-        let stored_id = stored_text.and_then(|t| OrgId::parse(t).ok());
-        let mut to_show: Vec<OrgId> = Vec::new();
-        if let Some(sid) = stored_id
-            && !live.iter().any(|o| o.id == sid)
-        {
-            to_show.push(sid);
-        }
+        // The candidates, gathered as `orglink trace --live` gathers them (shared).
         let mirrored = match &domain {
             Some(d) => self.stores.mirror.by_domain(d.as_str()).await?,
             None => Vec::new(),
         };
-        for m in &mirrored {
-            if !live.iter().any(|o| o.id == m.id) && !to_show.contains(&m.id) {
-                to_show.push(m.id);
-            }
-        }
-        if !to_show.is_empty() {
-            let shown = self.zendesk.show_many(&to_show).await?;
-            for m in &mirrored {
-                if !shown.iter().any(|o| o.id == m.id) && !live.iter().any(|o| o.id == m.id) {
-                    // Gone from Zendesk: the mirror forgets it.
-                    self.stores.mirror.delete(m.id).await?;
-                }
-            }
-            live.extend(shown);
-        }
-        let stored = match (stored_text, stored_id) {
-            (None, _) => StoredLink::None,
-            (Some(t), None) => StoredLink::Unreadable(t.to_string()),
-            (Some(_), Some(sid)) => match live.iter().find(|o| o.id == sid) {
-                Some(o) => StoredLink::Found(o.clone()),
-                None => StoredLink::Gone(sid),
+        let domain_orgs: Vec<OrgId> = mirrored.iter().map(|m| m.id).collect();
+        let found = candidates::gather(
+            &self.zendesk,
+            &candidates::CandidateKeys {
+                account: id,
+                merged: &merged,
+                stored_org_id: account.stored_org_id.as_deref(),
+                domain_orgs: &domain_orgs,
             },
-        };
+        )
+        .await?;
+        for gone in &found.gone_from_mirror {
+            // Gone from Zendesk: the mirror forgets it.
+            self.stores.mirror.delete(*gone).await?;
+        }
+        let (stored, live) = (found.stored, found.organizations);
         let mapping = self.config.mapping();
         let input = ResolutionInput {
             account: id.clone(),

@@ -13,6 +13,8 @@ pub(crate) struct Token {
     pub instance_url: String,
     /// The org id from the identity URL (`…/id/{orgId}/{userId}`).
     pub org_id: String,
+    /// The integration user's id, from the same URL.
+    pub user_id: Option<String>,
     /// Bumped on every sign-in, so concurrent 401s refresh once (single flight).
     pub generation: u64,
 }
@@ -105,6 +107,12 @@ pub(crate) fn org_id_from_identity_url(id_url: &str) -> Option<String> {
     (org.starts_with("00D") && (org.len() == 15 || org.len() == 18)).then(|| org.to_string())
 }
 
+/// The user id in an identity URL `https://login.salesforce.com/id/{orgId}/{userId}`.
+pub(crate) fn user_id_from_identity_url(id_url: &str) -> Option<String> {
+    let user = id_url.trim_end_matches('/').rsplit('/').next()?;
+    (user.starts_with("005") && (user.len() == 15 || user.len() == 18)).then(|| user.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +130,16 @@ mod tests {
             None
         );
         assert_eq!(org_id_from_identity_url(""), None);
+        assert_eq!(
+            user_id_from_identity_url(
+                "https://login.salesforce.com/id/00DRM000000Fxts2AC/005RM000001N0KeAAK"
+            ),
+            Some("005RM000001N0KeAAK".into())
+        );
+        assert_eq!(
+            user_id_from_identity_url("https://login.salesforce.com/id/00D/0PS"),
+            None
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Every request goes through the shared executor (`crate::http`): rate budget, retry
 //! discipline, failure classification and call counts are the same as Zendesk's.
 
+pub mod access;
 mod auth;
 pub(crate) mod records;
 pub mod soql;
@@ -258,6 +259,16 @@ impl SalesforceClient {
             .map(|t| t.org_id.clone())
     }
 
+    /// The integration user's id, from the sign-in's identity URL.
+    pub async fn user_id(&self) -> Option<String> {
+        self.inner
+            .token
+            .read()
+            .await
+            .as_ref()
+            .and_then(|t| t.user_id.clone())
+    }
+
     /// The daily API allocation as the last response reported it.
     pub fn daily_usage(&self) -> Option<DailyUsage> {
         *self.inner.daily.lock().unwrap_or_else(|p| p.into_inner())
@@ -337,6 +348,8 @@ impl SalesforceClient {
                 endpoint: "sf.token",
                 detail: "the token response's id URL names no org id".into(),
             })?;
+        // Only `config check` needs the user; a URL without one does not stop the sync.
+        let user_id = auth::user_id_from_identity_url(&parsed.id);
         // The binding check: a token for another org (a full-copy sandbox) is never used.
         let binding = &self.inner.binding;
         binding.check(&org_id, binding.zendesk_subdomain().as_str())?;
@@ -351,6 +364,7 @@ impl SalesforceClient {
             access_token: crate::credentials::Secret::new(parsed.access_token),
             instance_url,
             org_id,
+            user_id,
             generation: seen.max(self.current_generation().await) + 1,
         });
         tracing::info!(system = "salesforce", org_id = %token.org_id, generation = token.generation, "signed in");
@@ -614,6 +628,31 @@ impl SalesforceClient {
             .map_ok(move |soql| self.query_pages(soql, include_deleted))
             .try_flatten()
             .and_then(move |page| async move { self.with_opportunities(page.records).await })
+    }
+
+    /// The account and the ids of the accounts Salesforce merged into it, in one `queryAll`
+    /// (merge losers are deleted records). `None` when Salesforce does not know the account.
+    pub async fn account_with_merged(
+        &self,
+        id: &AccountId,
+    ) -> Result<Option<(Account, Vec<AccountId>)>, SalesforceError> {
+        let filter = Cond::or([
+            Cond::eq("Id", id.as_str()),
+            Cond::eq("MasterRecordId", id.as_str()),
+        ]);
+        let pages: Vec<Vec<Account>> = self.accounts(Some(filter), true).try_collect().await?;
+        let mut account = None;
+        let mut merged = Vec::new();
+        for a in pages.into_iter().flatten() {
+            if &a.id == id {
+                account = Some(a);
+            } else if a.master_record_id.as_ref() == Some(id) {
+                merged.push(a.id);
+            }
+        }
+        merged.sort();
+        merged.dedup();
+        Ok(account.map(|a| (a, merged)))
     }
 
     async fn with_opportunities(

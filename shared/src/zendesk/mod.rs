@@ -5,6 +5,7 @@
 //! Every request goes through the shared executor (`crate::http`): rate budget (account limit
 //! and the per-endpoint limits), retry discipline, failure classification and call counts.
 
+pub mod candidates;
 mod jobs;
 mod orgs;
 
@@ -676,6 +677,22 @@ impl ZendeskClient {
             )
             .await?;
         Ok(parse_json("zd.org_fields_create", &reply.body)?["organization_field"].clone())
+    }
+
+    /// `GET /users/me`: the user this token acts as (`role`, `custom_role_id`), for checking
+    /// that it may manage organizations.
+    pub async fn current_user(&self) -> Result<Value, ZendeskError> {
+        let v = self.get_json("zd.user_me", "/api/v2/users/me", &[]).await?;
+        Ok(v["user"].clone())
+    }
+
+    /// `GET /custom_roles/{id}` (Enterprise; admins and agents with `manage_roles`): what an
+    /// agent's custom role allows (`configuration.organization_editing`, ...).
+    pub async fn custom_role(&self, id: u64) -> Result<Value, ZendeskError> {
+        let v = self
+            .get_json("zd.custom_role", &format!("/api/v2/custom_roles/{id}"), &[])
+            .await?;
+        Ok(v["custom_role"].clone())
     }
 
     pub async fn webhooks(&self) -> Result<Vec<Value>, ZendeskError> {

@@ -8,6 +8,10 @@
 //! - `GET|PATCH /services/data/vXX.X/sobjects/{Account|Opportunity|User}/{id}`.
 //! - `PATCH /services/data/vXX.X/composite/sobjects` (sObject Collections update, ≤ 200).
 //! - `GET /services/data/` (versions) and `GET /services/data/vXX.X/limits`.
+//! - The setup objects an admin tool reads through `query`: `PermissionSet`,
+//!   `PermissionSetAssignment`, `ObjectPermissions`, `FieldPermissions`, filled with the
+//!   integration user's rights (the `integration_user_*` switches; by default what
+//!   infra/salesforce's `Orglink_Integration` permission set grants).
 //!
 //! Every `/services/data/vXX.X/` response carries `Sforce-Limit-Info: api-usage=N/M`.
 //! Endpoint names (call counts, fault plans): `sf.token`, `sf.versions`, `sf.limits`,
@@ -175,6 +179,15 @@ pub struct Switches {
     /// Pages hold at most this many records whatever batchSize asks (0 = no cap): Salesforce
     /// documents that "the returned batch can include fewer records" than requested.
     pub query_page_cap: u64,
+    /// The integration user has View All on Account (infra/salesforce's permission set); off,
+    /// the setup objects show a user that sees a sharing-filtered subset.
+    pub integration_user_view_all: bool,
+    /// The integration user's profile has View All Data (an admin-like user).
+    pub integration_user_view_all_data: bool,
+    /// The integration user has Edit on Account.
+    pub integration_user_account_edit: bool,
+    /// Link fields the integration user may read but not edit (field permissions).
+    pub integration_user_uneditable_fields: Vec<String>,
 }
 
 impl Default for Switches {
@@ -196,6 +209,10 @@ impl Default for Switches {
             unavailable_body: "json".into(),
             jwt_max_lifetime_secs: 180,
             query_page_cap: 0,
+            integration_user_view_all: true,
+            integration_user_view_all_data: false,
+            integration_user_account_edit: true,
+            integration_user_uneditable_fields: Vec::new(),
         }
     }
 }
@@ -293,7 +310,7 @@ impl Sim {
                 )
             }
         };
-        Ok(Sim {
+        let sim = Sim {
             switches: Mutex::new(switches),
             faults: Faults::new(FaultPlan {
                 seed: opts.fault_seed,
@@ -310,7 +327,10 @@ impl Sim {
             next_cursor: AtomicU64::new(1),
             calls: Mutex::new(BTreeMap::new()),
             writes: Mutex::new(Vec::new()),
-        })
+        };
+        let switches = lock(&sim.switches).clone();
+        sim.grant(&mut sim.write(), &switches);
+        Ok(sim)
     }
 
     fn default_switches(opts: &SalesforceOptions) -> Switches {
@@ -331,6 +351,19 @@ impl Sim {
             None => Ok(defaults),
             Some(patch) => merge_switches(&defaults, patch),
         }
+    }
+
+    /// Fills the setup objects with the integration user's rights as `s` has them.
+    fn grant(&self, world: &mut World, s: &Switches) {
+        world.grant_integration_user(
+            &self.user_id,
+            &store::IntegrationRights {
+                account_view_all: s.integration_user_view_all,
+                account_edit: s.integration_user_account_edit,
+                view_all_data: s.integration_user_view_all_data,
+                uneditable_fields: s.integration_user_uneditable_fields.clone(),
+            },
+        );
     }
 
     fn read(&self) -> RwLockReadGuard<'_, World> {
@@ -1156,6 +1189,8 @@ async fn admin_scenario(State(sim): Sh, body: Bytes) -> Response {
         api_usage,
         ..switches
     };
+    let mut world = world;
+    sim.grant(&mut world, &current);
     drop(current);
     *sim.write() = world;
     lock(&sim.cursors).clear();
@@ -1166,10 +1201,11 @@ async fn admin_scenario(State(sim): Sh, body: Bytes) -> Response {
 /// Back to the state at start: the startup seed and its switches, no faults, empty call
 /// counts and write log. Issued tokens stay valid.
 async fn admin_reset(State(sim): Sh) -> Response {
-    let world = World::load(&sim.initial).expect("the startup seed loaded once already");
+    let mut world = World::load(&sim.initial).expect("the startup seed loaded once already");
+    let switches = Sim::scenario_switches(&sim.opts, &sim.initial).expect("checked at start");
+    sim.grant(&mut world, &switches);
     *sim.write() = world;
-    *lock(&sim.switches) =
-        Sim::scenario_switches(&sim.opts, &sim.initial).expect("checked at start");
+    *lock(&sim.switches) = switches;
     sim.faults.set_plan(FaultPlan {
         seed: sim.opts.fault_seed,
         ..Default::default()
@@ -1231,6 +1267,7 @@ async fn admin_switches_post(State(sim): Sh, body: Bytes) -> Response {
     if std::mem::take(&mut next.expire_query_locators_now) {
         lock(&sim.cursors).clear();
     }
+    sim.grant(&mut sim.write(), &next);
     *switches = next;
     json_response(StatusCode::OK, json!(*switches))
 }

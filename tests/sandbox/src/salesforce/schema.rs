@@ -1,4 +1,7 @@
-//! The three sObjects the simulator serves and their known fields (API names and types).
+//! The sObjects the simulator serves and their known fields (API names and types): the data
+//! (Account, Opportunity, User) and the setup objects an admin tool reads to see what the
+//! integration user may do (PermissionSet, PermissionSetAssignment, ObjectPermissions,
+//! FieldPermissions).
 //! Any other field a seeded record holds is queryable too, with its type taken from its value.
 
 use serde_json::Value;
@@ -8,16 +11,32 @@ pub enum Object {
     Account,
     Opportunity,
     User,
+    PermissionSet,
+    PermissionSetAssignment,
+    ObjectPermissions,
+    FieldPermissions,
 }
 
 impl Object {
-    pub const ALL: [Object; 3] = [Object::Account, Object::Opportunity, Object::User];
+    pub const ALL: [Object; 7] = [
+        Object::Account,
+        Object::Opportunity,
+        Object::User,
+        Object::PermissionSet,
+        Object::PermissionSetAssignment,
+        Object::ObjectPermissions,
+        Object::FieldPermissions,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Object::Account => "Account",
             Object::Opportunity => "Opportunity",
             Object::User => "User",
+            Object::PermissionSet => "PermissionSet",
+            Object::PermissionSetAssignment => "PermissionSetAssignment",
+            Object::ObjectPermissions => "ObjectPermissions",
+            Object::FieldPermissions => "FieldPermissions",
         }
     }
 
@@ -26,6 +45,10 @@ impl Object {
             Object::Account => "001",
             Object::Opportunity => "006",
             Object::User => "005",
+            Object::PermissionSet => "0PS",
+            Object::PermissionSetAssignment => "0Pa",
+            Object::ObjectPermissions => "110",
+            Object::FieldPermissions => "01k",
         }
     }
 
@@ -41,6 +64,10 @@ impl Object {
             Object::Account => ACCOUNT,
             Object::Opportunity => OPPORTUNITY,
             Object::User => USER,
+            Object::PermissionSet => PERMISSION_SET,
+            Object::PermissionSetAssignment => PERMISSION_SET_ASSIGNMENT,
+            Object::ObjectPermissions => OBJECT_PERMISSIONS,
+            Object::FieldPermissions => FIELD_PERMISSIONS,
         }
     }
 
@@ -56,7 +83,14 @@ impl Object {
                 ("Owner", "OwnerId", Object::User),
                 ("Account", "AccountId", Object::Account),
             ],
-            Object::User => &[],
+            Object::User | Object::PermissionSet => &[],
+            Object::PermissionSetAssignment => &[
+                ("PermissionSet", "PermissionSetId", Object::PermissionSet),
+                ("Assignee", "AssigneeId", Object::User),
+            ],
+            Object::ObjectPermissions | Object::FieldPermissions => {
+                &[("Parent", "ParentId", Object::PermissionSet)]
+            }
         };
         rels.iter()
             .find(|(rel, _, _)| rel.eq_ignore_ascii_case(name))
@@ -177,6 +211,51 @@ static USER: &[FieldDef] = &[
     f("IsActive", T::Boolean),
     ro("CreatedDate", T::DateTime),
     ro("LastModifiedDate", T::DateTime),
+    ro("SystemModstamp", T::DateTime),
+];
+
+// The setup objects, with the fields an admin tool reads (object reference, API 66.0). The
+// simulator fills them for the integration user from its switches (`integration_user_*`).
+static PERMISSION_SET: &[FieldDef] = &[
+    ro("Id", T::Id),
+    ro("Name", T::String),
+    ro("Label", T::String),
+    ro("IsOwnedByProfile", T::Boolean),
+    ro("ProfileId", T::Reference),
+    ro("PermissionsApiEnabled", T::Boolean),
+    ro("PermissionsViewAllData", T::Boolean),
+    ro("PermissionsModifyAllData", T::Boolean),
+    ro("SystemModstamp", T::DateTime),
+];
+
+static PERMISSION_SET_ASSIGNMENT: &[FieldDef] = &[
+    ro("Id", T::Id),
+    ro("AssigneeId", T::Reference),
+    ro("PermissionSetId", T::Reference),
+    ro("IsActive", T::Boolean),
+    ro("SystemModstamp", T::DateTime),
+];
+
+static OBJECT_PERMISSIONS: &[FieldDef] = &[
+    ro("Id", T::Id),
+    ro("ParentId", T::Reference),
+    ro("SobjectType", T::Picklist),
+    ro("PermissionsRead", T::Boolean),
+    ro("PermissionsCreate", T::Boolean),
+    ro("PermissionsEdit", T::Boolean),
+    ro("PermissionsDelete", T::Boolean),
+    ro("PermissionsViewAllRecords", T::Boolean),
+    ro("PermissionsModifyAllRecords", T::Boolean),
+    ro("SystemModstamp", T::DateTime),
+];
+
+static FIELD_PERMISSIONS: &[FieldDef] = &[
+    ro("Id", T::Id),
+    ro("ParentId", T::Reference),
+    ro("SobjectType", T::Picklist),
+    ro("Field", T::Picklist),
+    ro("PermissionsRead", T::Boolean),
+    ro("PermissionsEdit", T::Boolean),
     ro("SystemModstamp", T::DateTime),
 ];
 

@@ -109,7 +109,11 @@ impl Table {
         let indexed: &[&'static str] = match object {
             Object::Account => &[ORG_ID_FIELD, "Name"],
             Object::Opportunity => &["AccountId"],
-            Object::User => &[],
+            Object::User
+            | Object::PermissionSet
+            | Object::PermissionSetAssignment
+            | Object::ObjectPermissions
+            | Object::FieldPermissions => &[],
         };
         Self {
             object,
@@ -203,10 +207,29 @@ fn is_deleted(row: &Map<String, Value>) -> bool {
 // ---------------------------------------------------------------------------------------------
 // World
 
+/// What the integration user may do, as the setup objects report it (switches
+/// `integration_user_*`; the default is what infra/salesforce grants).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationRights {
+    /// View All on Account (the `Orglink_Integration` permission set).
+    pub account_view_all: bool,
+    /// Edit on Account.
+    pub account_edit: bool,
+    /// View All Data on the profile (an admin-like integration user).
+    pub view_all_data: bool,
+    /// Link fields whose field permission is read-only.
+    pub uneditable_fields: Vec<String>,
+}
+
 pub struct World {
     pub accounts: Table,
     pub opportunities: Table,
     pub users: Table,
+    /// The setup objects: what the integration user may do ([`World::grant_integration_user`]).
+    pub permission_sets: Table,
+    pub permission_set_assignments: Table,
+    pub object_permissions: Table,
+    pub field_permissions: Table,
     next_id: u64,
     last_stamp: OffsetDateTime,
 }
@@ -217,6 +240,10 @@ impl World {
             accounts: Table::new(Object::Account),
             opportunities: Table::new(Object::Opportunity),
             users: Table::new(Object::User),
+            permission_sets: Table::new(Object::PermissionSet),
+            permission_set_assignments: Table::new(Object::PermissionSetAssignment),
+            object_permissions: Table::new(Object::ObjectPermissions),
+            field_permissions: Table::new(Object::FieldPermissions),
             next_id: 1,
             last_stamp: OffsetDateTime::UNIX_EPOCH,
         }
@@ -227,6 +254,10 @@ impl World {
             Object::Account => &self.accounts,
             Object::Opportunity => &self.opportunities,
             Object::User => &self.users,
+            Object::PermissionSet => &self.permission_sets,
+            Object::PermissionSetAssignment => &self.permission_set_assignments,
+            Object::ObjectPermissions => &self.object_permissions,
+            Object::FieldPermissions => &self.field_permissions,
         }
     }
 
@@ -235,6 +266,10 @@ impl World {
             Object::Account => &mut self.accounts,
             Object::Opportunity => &mut self.opportunities,
             Object::User => &mut self.users,
+            Object::PermissionSet => &mut self.permission_sets,
+            Object::PermissionSetAssignment => &mut self.permission_set_assignments,
+            Object::ObjectPermissions => &mut self.object_permissions,
+            Object::FieldPermissions => &mut self.field_permissions,
         }
     }
 
@@ -380,6 +415,101 @@ impl World {
             row.entry("IsWon").or_insert(Value::Bool(false));
         }
         Ok(row)
+    }
+
+    /// Replaces the setup objects with the integration user's rights as an org set up per
+    /// infra/salesforce has them: its profile's permission set (no View All Data) and the
+    /// `Orglink_Integration` permission set (View All and Edit on Account, Read and Edit on the
+    /// four link fields) — less what `rights` takes away.
+    pub fn grant_integration_user(&mut self, user_id: &str, rights: &IntegrationRights) {
+        let stamp = soql::format_datetime(self.next_stamp());
+        for object in [
+            Object::PermissionSet,
+            Object::PermissionSetAssignment,
+            Object::ObjectPermissions,
+            Object::FieldPermissions,
+        ] {
+            *self.table_mut(object) = Table::new(object);
+        }
+        let mut counter = 0u64;
+        let mut put = |world: &mut World, object: Object, fields: Value| -> String {
+            counter += 1;
+            let id = ids::generate(object.key_prefix(), counter);
+            let Value::Object(mut row) = fields else {
+                unreachable!("setup rows are objects")
+            };
+            row.insert("Id".into(), json!(id));
+            row.insert("SystemModstamp".into(), json!(stamp));
+            world.table_mut(object).put(id.clone(), Arc::new(row));
+            id
+        };
+        let profile = put(
+            self,
+            Object::PermissionSet,
+            json!({"Name": "X00eSB0000000001", "Label": "Minimum Access - API Only Integrations",
+                "IsOwnedByProfile": true, "ProfileId": ids::generate("00e", 1),
+                "PermissionsApiEnabled": true, "PermissionsViewAllData": rights.view_all_data,
+                "PermissionsModifyAllData": false}),
+        );
+        let orglink = put(
+            self,
+            Object::PermissionSet,
+            json!({"Name": "Orglink_Integration", "Label": "orglink Integration",
+                "IsOwnedByProfile": false, "ProfileId": null, "PermissionsApiEnabled": true,
+                "PermissionsViewAllData": false, "PermissionsModifyAllData": false}),
+        );
+        for set in [&profile, &orglink] {
+            put(
+                self,
+                Object::PermissionSetAssignment,
+                json!({"AssigneeId": user_id, "PermissionSetId": set, "IsActive": true}),
+            );
+        }
+        for (object, edit, view_all) in [
+            ("Account", rights.account_edit, rights.account_view_all),
+            ("Opportunity", false, true),
+        ] {
+            put(
+                self,
+                Object::ObjectPermissions,
+                json!({"ParentId": orglink, "SobjectType": object, "PermissionsRead": true,
+                    "PermissionsCreate": false, "PermissionsEdit": edit,
+                    "PermissionsDelete": false, "PermissionsViewAllRecords": view_all,
+                    "PermissionsModifyAllRecords": false}),
+            );
+        }
+        let link_fields = [
+            ORG_ID_FIELD,
+            "Zendesk_Domain__c",
+            "Last_Zendesk_Sync_At__c",
+            SYNC_STATUS_FIELD,
+        ];
+        for field in link_fields {
+            let edit = !rights
+                .uneditable_fields
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(field));
+            put(
+                self,
+                Object::FieldPermissions,
+                json!({"ParentId": orglink, "SobjectType": "Account",
+                    "Field": format!("Account.{field}"), "PermissionsRead": true,
+                    "PermissionsEdit": edit}),
+            );
+        }
+        for (object, field) in [
+            ("Account", "Website"),
+            ("Account", "Type"),
+            ("Opportunity", "Probability"),
+        ] {
+            put(
+                self,
+                Object::FieldPermissions,
+                json!({"ParentId": orglink, "SobjectType": object,
+                    "Field": format!("{object}.{field}"), "PermissionsRead": true,
+                    "PermissionsEdit": false}),
+            );
+        }
     }
 
     /// The whole state in the scenario format, records ordered by id.

@@ -8,6 +8,7 @@
 mod admin;
 mod api;
 mod gate;
+mod me;
 pub mod store;
 mod webhooks;
 
@@ -399,6 +400,8 @@ fn build_world(seed: &ZendeskSeed) -> Result<World, String> {
 pub fn app(opts: ZendeskOptions, seed: ZendeskSeed) -> axum::Router {
     let zd = Arc::new(Zd::new(opts, seed).unwrap_or_else(|e| panic!("zendesk scenario: {e}")));
     api::router(zd.clone())
+        .route("/api/v2/users/me", axum::routing::get(me::show))
+        .route("/api/v2/users/me.json", axum::routing::get(me::show))
         .route_layer(axum::middleware::from_fn_with_state(zd.clone(), gate::gate))
         .fallback(gate::unknown_endpoint)
         .merge(admin::router(zd.clone()))
