@@ -35,7 +35,7 @@ use crate::ids::{AccountId, OrgId};
 use crate::model::Organization;
 
 use account::{Outputs, consistent_link, decide, quiet, settle_keyless_links};
-use index::{FxBuild, FxMap, OrgIndex};
+use index::{FxBuild, FxMap, OrgIndex, account_key};
 
 /// What the diff needs to know about one account. The caller computes it from the Account
 /// with the contract and the mapping (eligibility, the name orglink would use, the usable
@@ -231,6 +231,7 @@ impl DiffBuilder {
 
     /// Ends the organization phase: accounts may be judged against every org from now on.
     pub fn accounts(mut self) -> AccountDiff {
+        self.index.seal();
         self.index.shrink_to_fit();
         let orgs = self.index.orgs.len();
         let counts = DiffCounts {
@@ -283,7 +284,8 @@ const BLOCK: usize = 4096;
 pub struct AccountDiff {
     config: DiffConfig,
     index: OrgIndex,
-    seen: HashSet<AccountId, FxBuild>,
+    /// Accounts fed in so far, as [`account_key`]s.
+    seen: HashSet<u128, FxBuild>,
     /// Active accounts with something to decide or say. They are decided at `finish`, once
     /// every merge is known (a merged-away account may come after its survivor), in account
     /// order, so findings stream out in an order that does not depend on the pages.
@@ -304,11 +306,10 @@ impl AccountDiff {
     }
 
     pub fn add_account(&mut self, facts: AccountFacts) {
-        if self.seen.contains(&facts.id) {
+        if !self.seen.insert(account_key(&facts.id)) {
             self.counts.repeated_accounts += 1;
             return;
         }
-        self.seen.insert(facts.id.clone());
         self.counts.accounts += 1;
         if !facts.is_active() {
             self.counts.gone_accounts += 1;
@@ -360,7 +361,7 @@ impl AccountDiff {
             .index
             .keys
             .iter()
-            .filter(|k| !self.seen.contains(&k.account))
+            .filter(|k| !self.seen.contains(&account_key(&k.account)))
             .map(|k| k.account.clone())
             .collect();
         ids.sort();
@@ -399,25 +400,30 @@ impl AccountDiff {
             keyless: Vec::new(),
         };
 
-        let gone_ids: HashSet<&AccountId, FxBuild> = self.gone.iter().map(|g| &g.id).collect();
+        let gone_ids: HashSet<u128, FxBuild> =
+            self.gone.iter().map(|g| account_key(&g.id)).collect();
         // Key slots of accounts decided here: their shared keys are `resolve`'s finding.
         let mut decided_slots = Vec::with_capacity(self.index.keys.len());
         let mut unseen_accounts = Vec::new();
         for k in &self.index.keys {
-            let seen = self.seen.contains(&k.account);
+            let key = account_key(&k.account);
+            let seen = self.seen.contains(&key);
             if !seen {
                 unseen_accounts.push(k.account.clone());
             }
-            decided_slots.push(seen && !gone_ids.contains(&k.account));
+            decided_slots.push(seen && !gone_ids.contains(&key));
         }
         unseen_accounts.sort();
         drop(gone_ids);
         self.seen = HashSet::default();
 
-        let mut merged: FxMap<AccountId, Vec<AccountId>> = FxMap::default();
+        let mut merged: FxMap<u128, Vec<AccountId>> = FxMap::default();
         for g in &self.gone {
             if let Some(winner) = &g.merged_into {
-                merged.entry(winner.clone()).or_default().push(g.id.clone());
+                merged
+                    .entry(account_key(winner))
+                    .or_default()
+                    .push(g.id.clone());
             }
         }
         for losers in merged.values_mut() {
@@ -427,46 +433,47 @@ impl AccountDiff {
         let pending = sorted_by_account(std::mem::take(&mut self.pending));
         let threads = self.config.threads.max(1);
         let no_losers: &[AccountId] = &[];
-        let decide_block = |index: &OrgIndex, start: usize, block: &[Pending]| {
-            let mut out = Outputs::default();
-            for (i, p) in block.iter().enumerate() {
-                let losers = merged.get(&p.facts.id).map_or(no_losers, Vec::as_slice);
-                decide(index, &p.facts, start + i, p.consistent, losers, &mut out);
-            }
-            out
-        };
+        // One output buffer per thread, drained after each round and reused: dropping and
+        // regrowing them every round made the allocator consolidate its free lists each time.
+        let mut outs: Vec<Outputs> = (0..threads).map(|_| Outputs::default()).collect();
+        let decide_block =
+            |index: &OrgIndex, start: usize, block: &[Pending], out: &mut Outputs| {
+                for (i, p) in block.iter().enumerate() {
+                    let losers = if merged.is_empty() {
+                        no_losers
+                    } else {
+                        merged
+                            .get(&account_key(&p.facts.id))
+                            .map_or(no_losers, Vec::as_slice)
+                    };
+                    decide(index, &p.facts, start + i, p.consistent, losers, out);
+                }
+            };
         for (round, accounts) in pending.chunks(BLOCK * threads).enumerate() {
             let start = round * BLOCK * threads;
             if threads == 1 {
-                let out = decide_block(&self.index, start, accounts);
-                sink.absorb(out, &mut self.claimed, &mut self.counts);
+                decide_block(&self.index, start, accounts, &mut outs[0]);
+                sink.absorb(&mut outs[0], &mut self.claimed, &mut self.counts);
                 continue;
             }
             let index = &self.index;
             let decide_block = &decide_block;
             let per_thread = accounts.len().div_ceil(threads);
-            let outs: Vec<Outputs> = std::thread::scope(|s| {
-                let handles: Vec<_> = accounts
-                    .chunks(per_thread)
-                    .enumerate()
-                    .map(|(k, block)| {
-                        s.spawn(move || decide_block(index, start + k * per_thread, block))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("deciding accounts does not panic"))
-                    .collect()
+            std::thread::scope(|s| {
+                for ((k, block), out) in accounts.chunks(per_thread).enumerate().zip(&mut outs) {
+                    s.spawn(move || decide_block(index, start + k * per_thread, block, out));
+                }
             });
-            for out in outs {
+            for out in &mut outs {
                 sink.absorb(out, &mut self.claimed, &mut self.counts);
             }
         }
+        drop(outs);
         let accounts: Vec<AccountFacts> = pending.into_iter().map(|p| p.facts).collect();
         let mut out = Outputs::default();
         let keyless = std::mem::take(&mut sink.keyless);
         settle_keyless_links(&self.index, &accounts, keyless, &mut out);
-        sink.absorb(out, &mut self.claimed, &mut self.counts);
+        sink.absorb(&mut out, &mut self.claimed, &mut self.counts);
         drop(accounts);
 
         let mut emit = |f: Finding| sink.emit(f);
@@ -523,27 +530,28 @@ impl Collected<'_> {
         (self.emit)(finding);
     }
 
-    fn absorb(&mut self, out: Outputs, claimed: &mut [bool], counts: &mut DiffCounts) {
-        for f in out.findings {
+    /// Takes what `out` holds, leaving it empty (its buffers kept for the next round).
+    fn absorb(&mut self, out: &mut Outputs, claimed: &mut [bool], counts: &mut DiffCounts) {
+        for f in out.findings.drain(..) {
             self.emit(f);
         }
-        self.report.extend(out.report);
-        self.repairs.extend(out.repairs);
-        self.keyless.extend(out.keyless);
-        for org in out.claimed {
+        self.report.append(&mut out.report);
+        self.repairs.append(&mut out.repairs);
+        self.keyless.append(&mut out.keyless);
+        for org in out.claimed.drain(..) {
             claimed[org as usize] = true;
         }
-        counts.resolved += out.resolved;
+        counts.resolved += std::mem::take(&mut out.resolved);
     }
 }
 
 /// Sorts by account id through a small key array, then moves each record once, in place:
 /// moving the records around in the sort itself costs more than the comparisons.
 fn sorted_by_account(mut pending: Vec<Pending>) -> Vec<Pending> {
-    let mut order: Vec<(AccountId, u32)> = pending
+    let mut order: Vec<(u128, u32)> = pending
         .iter()
         .enumerate()
-        .map(|(i, p)| (p.facts.id.clone(), i as u32))
+        .map(|(i, p)| (account_key(&p.facts.id), i as u32))
         .collect();
     order.sort_unstable();
     // from[k]: where the record that belongs at position k is now.

@@ -165,7 +165,7 @@ pub(super) fn decide(
             // An account that is not eligible never gets a new org, so only the
             // contradictions in links that already exist are its problems.
             if (facts.eligible || is_contradiction(*kind))
-                && let Some(finding) = resolution.finding(&input)
+                && let Some(finding) = resolution.into_finding(&input)
             {
                 out.findings.push(finding);
             }

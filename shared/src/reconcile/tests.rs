@@ -56,6 +56,7 @@ fn consistent_link_agrees_with_resolve() {
     ] {
         ix.add(&o);
     }
+    ix.seal();
     let cases = [
         (facts(a.clone(), "Acme", Some("acme.com"), Some(10)), true),
         (facts(a.clone(), "Acme Corp", None, Some(10)), true),
@@ -92,6 +93,7 @@ fn consistent_link_agrees_with_resolve() {
 fn gather_reports_the_stored_link_as_resolution_expects() {
     let mut ix = OrgIndex::default();
     ix.add(&org(10, "Acme", None, &[]));
+    ix.seal();
     let input = |stored: Option<&str>| {
         let mut f = facts(acct(1), "Zeta", None, None);
         f.stored_org_id = stored.map(Into::into);
