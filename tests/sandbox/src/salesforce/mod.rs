@@ -19,7 +19,7 @@
 //! `sf.composite`.
 //!
 //! Admin API under `/_sandbox/`: `scenario`, `reset`, `state`, `calls`, `writes`, `faults`,
-//! `switches` (see [`Switches`]).
+//! `faults/report`, `switches` (see [`Switches`]).
 //!
 //! Seeding (`salesforce.accounts|opportunities|users`, real API field names): 15-character ids
 //! become 18; a record without `Id` gets `001SB…`/`006SB…`/`005SB…`; `attributes` and nested
@@ -585,6 +585,7 @@ fn router(sim: Arc<Sim>) -> Router {
             "/_sandbox/faults",
             get(admin_faults_get).post(admin_faults_post),
         )
+        .route("/_sandbox/faults/report", get(admin_faults_report))
         .route(
             "/_sandbox/switches",
             get(admin_switches_get).post(admin_switches_post),
@@ -1229,6 +1230,11 @@ async fn admin_calls(State(sim): Sh) -> Response {
 async fn admin_writes(State(sim): Sh) -> Response {
     let writes = lock(&sim.writes).clone();
     json_response(StatusCode::OK, Value::Array(writes))
+}
+
+/// Faults injected by kind and requests per second (`faults::FaultReport`).
+async fn admin_faults_report(State(sim): Sh) -> Response {
+    axum::Json(sim.faults.report()).into_response()
 }
 
 async fn admin_faults_get(State(sim): Sh) -> Response {

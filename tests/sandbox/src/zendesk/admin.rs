@@ -26,6 +26,7 @@ pub(crate) fn router(_zd: Arc<Zd>) -> Router<Arc<Zd>> {
         .route("/_sandbox/calls", get(calls))
         .route("/_sandbox/writes", get(writes))
         .route("/_sandbox/faults", get(get_faults).post(set_faults))
+        .route("/_sandbox/faults/report", get(fault_report))
         .route("/_sandbox/switches", get(get_switches).post(set_switches))
         .route("/_sandbox/webhook_deliveries", get(deliveries))
         // A 200,000-organization scenario is far beyond axum's 2 MB default.
@@ -137,6 +138,11 @@ async fn writes(State(zd): Z) -> Response {
 
 async fn get_faults(State(zd): Z) -> Response {
     axum::Json(zd.faults.plan()).into_response()
+}
+
+/// Faults injected by kind and requests per second (`faults::FaultReport`).
+async fn fault_report(State(zd): Z) -> Response {
+    axum::Json(zd.faults.report()).into_response()
 }
 
 async fn set_faults(State(zd): Z, body: Bytes) -> Response {
