@@ -406,19 +406,52 @@ async fn a_wrong_subdomain_is_refused() {
     assert!(matches!(err.disposition(), Disposition::Review { .. }));
 }
 
+/// `GET /api/v2/account` is undocumented (the simulator's `account_endpoint` switch): where it
+/// answers, the subdomain it reports must be the binding's; where it is a 404, the subdomain is
+/// checked from configuration alone.
 #[tokio::test]
-#[ignore = "needs sandbox GET /api/v2/account (the subdomain Zendesk reports)"]
-async fn an_account_reporting_another_subdomain_is_refused() {
+async fn the_subdomain_zendesk_reports_is_checked_where_the_account_endpoint_answers() {
     let zd_opts = ZendeskOptions {
         subdomain: "acme-production".into(),
         ..ZendeskOptions::default()
     };
     let sb = Sandbox::start_with(json!({}), SalesforceOptions::default(), zd_opts).await;
+
+    // Absent (the default): the client connects, having asked once.
+    let calls = CallLog::new();
+    sb.zendesk(roomy_budget(), calls.clone())
+        .await
+        .expect("a 404 on the account endpoint is tolerated");
+    assert_eq!(calls.count(System::Zendesk, "zd.account", None), 1);
+
+    // Served, reporting another subdomain than the binding's: refused, for review.
+    sb.zd_post("switches", json!({"account_endpoint": true}))
+        .await;
     let err = sb
         .zendesk(roomy_budget(), CallLog::new())
         .await
         .unwrap_err();
     assert!(matches!(err, ZendeskError::WrongSubdomain(_)), "{err}");
+    assert!(matches!(err.disposition(), Disposition::Review { .. }));
+    assert!(err.to_string().contains("acme-production"), "{err}");
+
+    // Served, reporting the binding's own subdomain: accepted.
+    let own = Sandbox::start_with(
+        json!({}),
+        SalesforceOptions::default(),
+        ZendeskOptions {
+            subdomain: binding().zendesk_subdomain().as_str().to_string(),
+            ..ZendeskOptions::default()
+        },
+    )
+    .await;
+    own.zd_post("switches", json!({"account_endpoint": true}))
+        .await;
+    own.zendesk(roomy_budget(), CallLog::new())
+        .await
+        .expect("the reported subdomain is the binding's");
+    // The simulator answered the account endpoint (it did not fall back to the 404).
+    assert_eq!(own.zd_get("calls").await["zd.account"]["200"], 1);
 }
 
 #[tokio::test]

@@ -84,6 +84,7 @@ pub(crate) fn router(_zd: Arc<Zd>) -> Router<Arc<Zd>> {
     both("/api/v2/organization_memberships", get(membership_list));
     both("/api/v2/tickets", get(ticket_list));
     both("/api/v2/tickets/{id}", get(ticket_show));
+    both("/api/v2/account", get(super::account::show));
     r
 }
 

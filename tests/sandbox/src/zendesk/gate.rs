@@ -259,6 +259,9 @@ pub(crate) async fn gate(
 
 async fn admit(zd: &Arc<Zd>, endpoint: &str, req: Request, next: Next) -> Response {
     let switches = zd.switches();
+    if endpoint == "zd.account" && !switches.account_endpoint {
+        return super::account::absent();
+    }
     match zd.faults.decide(endpoint) {
         Some(Fault::Drop) => return dropped_connection(),
         Some(Fault::Outage) => {

@@ -5,6 +5,7 @@
 //! and the `/_sandbox/` admin API. Behaviour the reference marks UNVERIFIED is a switch
 //! (`docs/assumptions.md`).
 
+mod account;
 mod admin;
 mod api;
 mod gate;
@@ -146,6 +147,9 @@ pub struct Switches {
     /// Organization names are unique ignoring case (UNVERIFIED).
     pub name_unique_case_insensitive: bool,
     pub job_failure_shape: JobFailureShape,
+    /// `GET /api/v2/account` answers with the account's subdomain (undocumented: UNVERIFIED);
+    /// off, it is the 404 of an unknown endpoint.
+    pub account_endpoint: bool,
     pub webhook_url: Option<String>,
     pub webhook_secret: String,
 }
@@ -174,6 +178,7 @@ impl Switches {
             incremental_includes_deleted: false,
             name_unique_case_insensitive: true,
             job_failure_shape: JobFailureShape::ErrorDetails,
+            account_endpoint: false,
             webhook_url: o.webhook_url.clone(),
             webhook_secret: o.webhook_secret.clone(),
         }
