@@ -46,10 +46,12 @@ python-tests: venv
 		$(CARGO) build -p orglink-sandbox && $(PY) -m pytest -q tests/python; \
 	else echo "python-tests: no suites yet"; fi
 
-## demo: what a newcomer runs first: a generated messy world of 2,000 accounts on the sandbox,
-## config check, the audit with its HTML report (target/demo/audit.html). Stages not wired
-## yet (backfill, live events, reconcile) say so. Everything it starts, it stops.
-demo:
+## demo: what a newcomer runs first: a generated messy world of 2,000 accounts on the sandbox and
+## the template's stack on moto; config check, the audit (target/demo/audit.html), backfill plan
+## and apply, live events through intake and four workers, a reconcile, what happened, and a
+## scan of every log line and output for the run's canary secrets (fails on a hit).
+## Everything it starts, it stops.
+demo: venv
 	$(CARGO) build --quiet -p orglink-cli -p orglink-sandbox
 	@echo "== What orglink makes of messy Website values:"
 	./target/debug/orglink check-website \

@@ -1,53 +1,271 @@
-//! `make demo`: what orglink makes of a messy world, on the local sandbox.
+//! `make demo`: orglink end to end on a generated messy world, locally.
 //!
-//! Stages, each printed as it runs; a stage whose component is not wired into the demo yet
-//! says so plainly instead of pretending:
-//! 1. generate a messy world of about 2,000 accounts with ground truth (`orglink-sandbox
-//!    generate`) and start the Salesforce and Zendesk simulators seeded with it;
-//! 2. `orglink config check` against them;
-//! 3. `orglink audit`: coverage, findings by kind with their recommended actions, data fixes,
-//!    API calls, and the HTML report (its path is printed);
-//! 4. backfill, live events through intake and workers, reconcile: reported as not available
-//!    in the demo yet.
+//! 1. generate about 2,000 accounts with ground truth (`orglink-sandbox generate`), start moto
+//!    with the template's tables, queues and secrets (tests/harness), and the Salesforce and
+//!    Zendesk simulators seeded with the world;
+//! 2. `orglink config check`; 3. `orglink audit` with its HTML report: the world before orglink;
+//! 4. `orglink backfill plan`, then `apply` of the plan's hash, state in the stack's tables;
+//! 5. live events: people's changes in Salesforce, signed notifier batches through intake's
+//!    handler onto the SQS FIFO queue, drained by four workers through the local runner;
+//! 6. a full reconcile run (`run_to_end`) filling the exceptions table;
+//! 7. the result: links and coverage, organizations created, events by outcome, exceptions by
+//!    kind with their actions, data fixes, API calls against the floor, the HTML reports;
+//! 8. the canary scan: the run's secrets are values generated for it; every log line the
+//!    in-process components wrote (JSON, `target/demo/logs.jsonl`), every line the demo and the
+//!    `orglink` commands printed and every file under `target/demo/` is searched for them (and
+//!    their base64 forms). Any hit fails the demo.
 //!
-//! Everything it starts stops when it ends (the sandbox is dropped; it also exits when this
-//! process dies, through its stdin lifeline). Run: `cargo run -p orglink-cli --example demo`
-//! after building `orglink` and `orglink-sandbox` (the Makefile does both).
+//! Everything it starts stops when it ends, on error too: moto and the sandbox are dropped (and
+//! exit by themselves if this process dies, through their stdin lifelines). Run it with
+//! `make demo`, which builds `orglink` and `orglink-sandbox` first.
 
+#[path = "demo/calls.rs"]
+mod calls;
+#[path = "demo/live.rs"]
+mod live;
+#[path = "demo/logs.rs"]
+mod logs;
+#[path = "demo/scan.rs"]
+mod scan;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::Mutex;
+use std::time::Instant;
 
-use orglink_harness::{Sandbox, repo_root};
+use orglink_harness::{AwsEnv, LocalStack, Moto, Sandbox, repo_root};
+use orglink_reconcile::aws::{ReconcileEnv, from_aws};
+use orglink_reconcile::{Limits, Mode, ReconcileEvent};
+use orglink_sandbox::generate::Truth;
+use orglink_shared::aws::{ExceptionFilter, ExceptionStatus, ExceptionStore};
+use orglink_shared::contract::Config;
+use orglink_shared::exceptions::ExceptionKind;
+use orglink_shared::http::CallLog;
+
+use calls::Snapshot;
+use scan::{Canary, Scanner};
 
 const ACCOUNTS: &str = "2000";
 const SEED: &str = "42";
+/// Accounts changed per event kind in the live stage (five kinds).
+const PER_KIND: usize = 40;
+/// The simulator's Zendesk limit and every budget, raised from a plan's 700 a minute so the
+/// demo takes a minute or two; the calls against the floor show what a real plan would spend.
+const ZENDESK_PER_MINUTE: u32 = 6000;
+const SALESFORCE_PER_MINUTE: u32 = 6000;
+const SF_CLIENT_ID: &str = "orglink-sandbox-consumer-key";
+const ZD_EMAIL: &str = "admin@example.com";
+
+/// Everything the demo printed, for the canary scan.
+static TRANSCRIPT: Mutex<String> = Mutex::new(String::new());
+
+fn record(line: &str) {
+    let mut t = TRANSCRIPT.lock().unwrap_or_else(|p| p.into_inner());
+    t.push_str(line);
+    t.push('\n');
+}
+
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        println!("{line}");
+        record(&line);
+    }};
+}
+
+macro_rules! complain {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        eprintln!("{line}");
+        record(&line);
+    }};
+}
 
 fn orglink_bin() -> PathBuf {
     repo_root().join("target/debug/orglink")
 }
 
 fn stage(n: u32, title: &str) {
-    println!("\n== stage {n}: {title}");
+    say!("\n== stage {n}: {title}");
+}
+
+/// The run's secrets: each a fresh canary.
+struct Canaries {
+    sf_client_secret: Canary,
+    zd_token: Canary,
+    sf_signing: Canary,
+    zd_webhook: Canary,
+}
+
+impl Canaries {
+    fn new() -> Canaries {
+        Canaries {
+            sf_client_secret: Canary::new("salesforce-client-secret", rand::random()),
+            zd_token: Canary::new("zendesk-api-token", rand::random()),
+            sf_signing: Canary::new("intake-signing-secret", rand::random()),
+            zd_webhook: Canary::new("zendesk-webhook-secret", rand::random()),
+        }
+    }
+    fn all(&self) -> Vec<Canary> {
+        vec![
+            self.sf_client_secret.clone(),
+            self.zd_token.clone(),
+            self.sf_signing.clone(),
+            self.zd_webhook.clone(),
+        ]
+    }
 }
 
 fn main() -> ExitCode {
+    let started = Instant::now();
     let out = repo_root().join("target/demo");
     let _ = std::fs::remove_dir_all(&out);
     if let Err(e) = std::fs::create_dir_all(&out) {
         eprintln!("demo: cannot create {}: {e}", out.display());
         return ExitCode::from(2);
     }
-    match run(&out) {
-        Ok(()) => ExitCode::SUCCESS,
+    let canaries = Canaries::new();
+    let log_file = out.join("logs.jsonl");
+    if let Err(e) = logs::install(&log_file) {
+        eprintln!("demo: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
         Err(e) => {
-            eprintln!("demo failed: {e}");
-            ExitCode::from(1)
+            eprintln!("demo: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
         }
+    };
+    // Everything `run` starts is dropped (stopped) when it returns, error or not.
+    let result = runtime.block_on(run(&out, &canaries));
+    drop(runtime);
+    let failed = match &result {
+        Ok(()) => false,
+        Err(e) => {
+            complain!("demo failed: {e}");
+            true
+        }
+    };
+    say!(
+        "\nstopped moto and the sandbox; files are in {}",
+        out.display()
+    );
+
+    stage(8, "secret scan");
+    let transcript = TRANSCRIPT.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let hits = match scan_everything(&out, &log_file, &transcript, &canaries.all()) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("demo: the secret scan could not run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "\ndemo finished in {:.0} s{}",
+        started.elapsed().as_secs_f64(),
+        if failed { " (failed)" } else { "" }
+    );
+    if failed || hits > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
-fn run(out: &Path) -> Result<(), String> {
-    stage(1, "a generated messy world on the sandbox");
+/// Scans the logs, the transcript and every file the run left; prints the result line and
+/// each hit (by canary name and place, never the value). Returns the number of hits.
+fn scan_everything(
+    out: &Path,
+    log_file: &Path,
+    transcript: &str,
+    canaries: &[Canary],
+) -> Result<usize, String> {
+    let scanner = Scanner::new(canaries);
+    let read = |p: &Path| {
+        std::fs::read(p)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let logs = scanner.scan("logs.jsonl", &read(log_file)?);
+    let mut other = scanner.scan("the demo's output", transcript);
+    let mut files = Vec::new();
+    let mut dirs = vec![out.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path != log_file {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    for f in &files {
+        let name = f.strip_prefix(out).unwrap_or(f).display().to_string();
+        other.add(scanner.scan(&name, &read(f)?));
+    }
+    let hits: Vec<_> = logs.hits.iter().chain(&other.hits).collect();
+    println!(
+        "secret scan: {} log lines, {} canary hits ({} more lines of printed output and files under {} scanned)",
+        logs.lines,
+        hits.len(),
+        other.lines,
+        out.display()
+    );
+    for h in &hits {
+        println!(
+            "  canary {} found in {} line {}",
+            h.canary, h.source, h.line
+        );
+    }
+    Ok(hits.len())
+}
+
+/// The `orglink` binary with the sandbox's credentials and the stack's names and moto's
+/// endpoint in its environment; its output is printed and kept for the scan.
+struct Orglink {
+    env: Vec<(String, String)>,
+}
+
+impl Orglink {
+    fn run(&self, args: &[&str], echo: bool) -> Result<(i32, String), String> {
+        let output = Command::new(orglink_bin())
+            .args(args)
+            .env_remove("ORGLINK_CONFIG_FILE")
+            .env_remove("ORGLINK_CONFIG_TOML")
+            .env_remove("ORGLINK_CREDENTIALS_JSON")
+            .env_remove("ORGLINK_SECRET_ID")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .map_err(|e| format!("orglink: {e} (run `cargo build -p orglink-cli`)"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if echo {
+            for line in stdout.lines() {
+                say!("{line}");
+            }
+        } else {
+            record(&stdout);
+        }
+        for line in stderr.lines() {
+            complain!("{line}");
+        }
+        Ok((output.status.code().unwrap_or(2), stdout))
+    }
+}
+
+async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
+    let t0 = Instant::now();
+    stage(
+        1,
+        "a generated messy world; moto with the template's resources; the sandbox",
+    );
     let generated = Command::new(Sandbox::binary())
         .args([
             "generate",
@@ -67,72 +285,458 @@ fn run(out: &Path) -> Result<(), String> {
     }
     let summary: serde_json::Value =
         serde_json::from_slice(&generated.stdout).map_err(|e| format!("generate summary: {e}"))?;
-    println!(
+    say!(
         "generated {} accounts and {} organizations from {} messy patterns (seed {SEED}); ground truth in {}",
         summary["accounts"],
         summary["organizations"],
         summary["patterns"],
         out.join("truth.json").display()
     );
-    let sandbox = Sandbox::start(Some(&out.join("scenario.json"))).map_err(|e| e.to_string())?;
-    println!(
-        "Salesforce simulator {}, Zendesk simulator {}",
-        sandbox.salesforce, sandbox.zendesk
+    let read_json = |name: &str| -> Result<serde_json::Value, String> {
+        let p = out.join(name);
+        serde_json::from_slice(&std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?)
+            .map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let scenario = read_json("scenario.json")?;
+    let truth: Truth =
+        serde_json::from_value(read_json("truth.json")?).map_err(|e| format!("truth.json: {e}"))?;
+
+    let moto = Moto::start().map_err(|e| e.to_string())?;
+    let aws = AwsEnv::for_moto(&moto).await;
+    let stack = LocalStack::create(&aws, "orglink-demo")
+        .await
+        .map_err(|e| e.to_string())?;
+    let names = stack.names().map_err(|e| e.to_string())?;
+    say!(
+        "moto on {}: {} tables, queues and secrets created from infra/template.yaml",
+        aws.endpoint(),
+        stack.resources.len()
     );
 
-    let config = out.join("orglink.toml");
-    std::fs::write(
-        &config,
-        orglink_shared::contract::DEFAULT_CONFIG_TOML
-            .replace("00D000000000001EAA", "00DSB0000000001"),
+    let config = Config::embedded_default();
+    let org_id = config.binding().salesforce_org_id().as_str().to_string();
+    let rate = ZENDESK_PER_MINUTE.to_string();
+    let sandbox = Sandbox::start_with(
+        Some(&out.join("scenario.json")),
+        &[
+            "--salesforce-org-id",
+            &org_id,
+            "--salesforce-client-secret",
+            &canaries.sf_client_secret.value,
+            "--zendesk-token",
+            &canaries.zd_token.value,
+            "--zendesk-rate-limit",
+            &rate,
+            "--zendesk-job-delay-ms",
+            "100",
+        ],
     )
     .map_err(|e| e.to_string())?;
-    let env = [
-        ("ORGLINK_SF_MY_DOMAIN_URL", sandbox.salesforce.clone()),
-        (
-            "ORGLINK_SF_CLIENT_ID",
-            "orglink-sandbox-consumer-key".to_string(),
-        ),
-        (
-            "ORGLINK_SF_CLIENT_SECRET",
-            "orglink-sandbox-consumer-secret".to_string(),
-        ),
-        ("ORGLINK_ZD_EMAIL", "admin@example.com".to_string()),
-        ("ORGLINK_ZD_API_TOKEN", "sandbox-zendesk-token".to_string()),
-        ("ORGLINK_ZD_BASE_URL", sandbox.zendesk.clone()),
-        ("ORGLINK_CONFIG_FILE", config.display().to_string()),
-    ];
-    let orglink = |args: &[&str]| -> Result<i32, String> {
-        let status = Command::new(orglink_bin())
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .status()
-            .map_err(|e| format!("orglink: {e} (run `cargo build -p orglink-cli`)"))?;
-        Ok(status.code().unwrap_or(2))
+    say!(
+        "Salesforce simulator {} (org {org_id}), Zendesk simulator {} (limit raised to {ZENDESK_PER_MINUTE} requests a minute for the demo; a Suite Enterprise plan allows 700)",
+        sandbox.salesforce,
+        sandbox.zendesk
+    );
+    // The deployment's secrets, as an operator stores them.
+    let secrets = aws.secrets();
+    let put = |id: String, value: serde_json::Value| {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .put_secret_value()
+                .secret_id(&id)
+                .secret_string(value.to_string())
+                .send()
+                .await
+                .map_err(|e| format!("put secret {id}: {e}"))
+        }
     };
+    put(
+        names.secret_id.clone(),
+        serde_json::json!({
+            "salesforce": {"my_domain_url": sandbox.salesforce, "client_id": SF_CLIENT_ID,
+                           "flow": "client_credentials", "client_secret": canaries.sf_client_secret.value},
+            "zendesk": {"auth": "api_token", "email": ZD_EMAIL, "api_token": canaries.zd_token.value}
+        }),
+    )
+    .await?;
+    put(
+        stack
+            .outputs
+            .get("IntakeSecretArn")
+            .cloned()
+            .ok_or("the template has no IntakeSecretArn output")?,
+        serde_json::json!({"salesforce": {"current": canaries.sf_signing.value},
+                           "zendesk_webhook": {"current": canaries.zd_webhook.value}}),
+    )
+    .await?;
+    say!(
+        "secrets: canary values generated for this run (scanned for at the end)  [{:.1} s]",
+        t0.elapsed().as_secs_f64()
+    );
+
+    let mut env: Vec<(String, String)> = vec![
+        (
+            "ORGLINK_SF_MY_DOMAIN_URL".into(),
+            sandbox.salesforce.clone(),
+        ),
+        ("ORGLINK_SF_CLIENT_ID".into(), SF_CLIENT_ID.into()),
+        (
+            "ORGLINK_SF_CLIENT_SECRET".into(),
+            canaries.sf_client_secret.value.clone(),
+        ),
+        ("ORGLINK_ZD_EMAIL".into(), ZD_EMAIL.into()),
+        (
+            "ORGLINK_ZD_API_TOKEN".into(),
+            canaries.zd_token.value.clone(),
+        ),
+        ("ORGLINK_ZD_BASE_URL".into(), sandbox.zendesk.clone()),
+    ];
+    env.extend(aws.env_vars().into_iter().map(|(k, v)| (k.to_string(), v)));
+    env.extend(names.to_env().into_iter().map(|(k, v)| (k.to_string(), v)));
+    let orglink = Orglink { env };
+    let http = reqwest::Client::new();
+    let snap = || calls::snapshot(&http, &sandbox.salesforce, &sandbox.zendesk);
+    let at_start = snap().await?;
 
     stage(2, "orglink config check");
-    if orglink(&["config", "check"])? != 0 {
+    let t = Instant::now();
+    if orglink.run(&["config", "check"], true)?.0 != 0 {
         return Err("config check failed against the sandbox".into());
     }
+    say!("[{:.1} s]", t.elapsed().as_secs_f64());
 
-    stage(3, "orglink audit (read-only): what a first run finds");
+    stage(3, "orglink audit (read-only): the world before orglink ran");
+    let t = Instant::now();
     let html = out.join("audit.html");
-    let code = orglink(&["audit", "--html", html.to_str().unwrap_or_default()])?;
+    let (code, before_table) =
+        orglink.run(&["audit", "--html", &html.display().to_string()], true)?;
     if code == 2 {
         return Err("the audit could not run".into());
     }
-    println!("(exit code {code}: 1 means critical findings exist, as planted in this world)");
-    println!("HTML report: {}", html.display());
+    say!("(exit code {code}: 1 means critical findings exist, as planted in this world)");
+    say!("[{:.1} s]", t.elapsed().as_secs_f64());
 
-    stage(4, "backfill plan and apply");
-    println!("stage backfill: not available yet in the demo (see README 'What works today')");
-    stage(5, "live events through intake, queue and workers");
-    println!("stage live events: not available yet in the demo");
-    stage(6, "nightly reconcile");
-    println!("stage reconcile: not available yet in the demo");
+    stage(4, "orglink backfill plan, then apply of the reviewed plan");
+    let t = Instant::now();
+    let before_backfill = snap().await?;
+    let plan = out.join("backfill-plan.json");
+    let plan_s = plan.display().to_string();
+    let budget = [
+        "--zendesk-plan-limit",
+        &rate,
+        "--zendesk-share-percent",
+        "100",
+        "--salesforce-per-minute",
+        "6000",
+        "--quiet",
+    ];
+    let mut args = vec!["backfill", "plan", "--out", &plan_s];
+    args.extend(budget);
+    if orglink.run(&args, true)?.0 != 0 {
+        return Err("backfill plan failed".into());
+    }
+    let after_plan = snap().await?;
+    let plan_file = read_json("backfill-plan.json")?;
+    let hash = plan_file["hash"]
+        .as_str()
+        .ok_or("the plan file has no hash")?
+        .to_string();
+    let mut args = vec![
+        "backfill",
+        "apply",
+        "--plan",
+        &plan_s,
+        "--confirm-plan-hash",
+        &hash,
+    ];
+    args.extend(budget);
+    if orglink.run(&args, true)?.0 != 0 {
+        return Err("backfill apply failed".into());
+    }
+    let after_apply = snap().await?;
+    say!("[{:.1} s]", t.elapsed().as_secs_f64());
 
+    stage(
+        5,
+        "live events: Salesforce changes → intake → SQS FIFO → workers",
+    );
+    let t = Instant::now();
+    let changes = live::choose(&scenario, &truth, PER_KIND);
+    let setup = live::Setup {
+        aws: &aws,
+        stack: &stack,
+        sandbox: &sandbox,
+        org_id: &org_id,
+        sf_client_id: SF_CLIENT_ID,
+        sf_client_secret: &canaries.sf_client_secret.value,
+        signing_secret: &canaries.sf_signing.value,
+        zendesk_per_minute: ZENDESK_PER_MINUTE,
+        salesforce_per_minute: SALESFORCE_PER_MINUTE,
+    };
+    live::make_changes(&http, &setup, &changes).await?;
+    let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in &changes {
+        *by_kind.entry(c.kind.as_str()).or_default() += 1;
+    }
+    say!(
+        "people changed {} records in Salesforce: {}",
+        changes.len(),
+        by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let before_live = snap().await?;
+    let live = live::run_stage(&setup, &changes).await?;
+    let after_live = snap().await?;
+    say!(
+        "intake: {} signed requests ({} events, some batches delivered twice) in {:.1} s: {}",
+        live.requests,
+        live.events,
+        live.intake_time.as_secs_f64(),
+        join(&live.intake)
+    );
+    let processed: u64 = live.outcomes.values().sum();
+    say!(
+        "workers: {} messages done in {:.1} s by {} workers ({} invocations): {}",
+        processed,
+        live.worker_time.as_secs_f64(),
+        live.workers,
+        live.invocations,
+        join(&live.outcomes)
+    );
+    say!(
+        "  retried later {}, re-sent fresh {}, crashed invocations {}, poison {}, dead letters {}",
+        live.retries,
+        live.requeued,
+        live.crashes,
+        live.poison,
+        live.dead_letters
+    );
+    if !live.drained {
+        return Err("the workers did not drain the queue in time".into());
+    }
+    say!("[{:.1} s]", t.elapsed().as_secs_f64());
+
+    stage(6, "nightly reconcile (full run)");
+    let t = Instant::now();
+    let mut renv: BTreeMap<String, String> = names
+        .to_env()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    renv.insert(
+        orglink_reconcile::settings::SETTINGS_ENV.into(),
+        serde_json::json!({
+            "zendesk_plan_per_minute": ZENDESK_PER_MINUTE, "zendesk_share_percent": 100,
+            "salesforce_per_minute": SALESFORCE_PER_MINUTE,
+            "zendesk": {"base_url": sandbox.zendesk}
+        })
+        .to_string(),
+    );
+    renv.insert("ORGLINK_DEPLOYMENT".into(), "demo".into());
+    let reconcile_env =
+        ReconcileEnv::from_lookup(|k| renv.get(k).cloned()).map_err(|e| e.to_string())?;
+    let reconciler = from_aws(aws.sdk_config(), &reconcile_env, CallLog::new())
+        .await
+        .map_err(|e| format!("reconcile does not start: {e}"))?;
+    let outcome = reconciler
+        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::none())
+        .await
+        .map_err(|e| format!("reconcile: {e}"))?;
+    let after_reconcile = snap().await?;
+    let s = &outcome.summary;
+    say!(
+        "run {}: {:?}, {} organizations and {} accounts read; {} findings ({} new rows), {} safe repairs enqueued",
+        s.run_id,
+        s.state,
+        s.orgs.seen,
+        s.accounts.read,
+        s.rows.findings,
+        s.rows.new,
+        s.repairs.enqueued
+    );
+    let rows = reconciler
+        .stores
+        .exceptions
+        .list(&ExceptionFilter::status(ExceptionStatus::Open))
+        .await
+        .map_err(|e| format!("exceptions table: {e}"))?;
+    say!("[{:.1} s]", t.elapsed().as_secs_f64());
+
+    stage(7, "what happened");
+    let after_html = out.join("audit-after.html");
+    let (_, json) = orglink.run(
+        &[
+            "audit",
+            "--format",
+            "json",
+            "--html",
+            &after_html.display().to_string(),
+        ],
+        false,
+    )?;
+    std::fs::write(out.join("audit-after.json"), &json).map_err(|e| e.to_string())?;
+    let after: serde_json::Value =
+        serde_json::from_str(&json).map_err(|e| format!("audit JSON: {e}"))?;
+    let before_audit: serde_json::Value = {
+        // The world as generated: organizations before orglink ran.
+        serde_json::json!({"organizations": scenario["zendesk"]["organizations"].as_array().map(|a| a.len()).unwrap_or(0)})
+    };
+    let totals = &after["totals"];
+    let orgs_before = before_audit["organizations"].as_u64().unwrap_or(0);
+    let orgs_after = totals["organizations"].as_u64().unwrap_or(0);
+    say!(
+        "accounts linked: {} of {} eligible ({}% coverage; the audit before: {})",
+        totals["linked"],
+        totals["eligible"],
+        totals["coverage_percent"],
+        coverage_line(&before_table)
+    );
+    say!(
+        "organizations: {orgs_before} before, {orgs_after} after: {} created by orglink (it never deletes or merges one)",
+        orgs_after.saturating_sub(orgs_before)
+    );
+    say!(
+        "live events by outcome: {} (intake: {})",
+        join(&live.outcomes),
+        join(&live.intake)
+    );
+    let mut by_kind: BTreeMap<ExceptionKind, usize> = BTreeMap::new();
+    for r in &rows {
+        *by_kind.entry(r.kind()).or_default() += 1;
+    }
+    say!(
+        "open exceptions: {} in the exceptions table, by kind, with the recommended action:",
+        rows.len()
+    );
+    for (kind, n) in &by_kind {
+        say!(
+            "  {:<26} {:>4}  {}",
+            kind.as_str(),
+            n,
+            kind.recommended_action()
+        );
+    }
+    say!(
+        "report lines (not exceptions): {}",
+        s.report_by_kind
+            .iter()
+            .map(|(k, n)| format!(
+                "{} {n}",
+                serde_json::to_value(k)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    say!(
+        "data fixes found (Salesforce Website values to correct): {}",
+        totals["data_fixes"]
+    );
+    let read = read_floor(&scenario, &plan_file);
+    let apply = apply_floor(&plan_file, &after_apply.since(&after_plan), read);
+    print_calls(&[
+        (
+            "config check + audit",
+            &before_backfill.since(&at_start),
+            None,
+        ),
+        (
+            "backfill plan",
+            &after_plan.since(&before_backfill),
+            Some(read),
+        ),
+        (
+            "backfill apply",
+            &after_apply.since(&after_plan),
+            Some(apply),
+        ),
+        ("live events", &after_live.since(&before_live), None),
+        ("reconcile", &after_reconcile.since(&after_live), Some(read)),
+    ]);
+    let live_calls = after_live.since(&before_live);
+    say!(
+        "  per live event: {:.1} Salesforce + {:.1} Zendesk calls (docs/worker.md: already linked 2 + 1, link an existing organization 3 + 3, create 3 + 4)",
+        Snapshot::total(&live_calls.salesforce) as f64 / live.events.max(1) as f64,
+        Snapshot::total(&live_calls.zendesk) as f64 / live.events.max(1) as f64
+    );
+    say!(
+        "HTML reports: {} (before), {} (after)",
+        html.display(),
+        after_html.display()
+    );
+    drop(reconciler);
     drop(sandbox);
-    println!("\nstopped the sandbox; files are in {}", out.display());
+    drop(moto);
     Ok(())
+}
+
+fn join<K: std::fmt::Display, V: std::fmt::Display>(m: &BTreeMap<K, V>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `linked N (P% coverage)` from the audit's table.
+fn coverage_line(table: &str) -> String {
+    table
+        .lines()
+        .find(|l| l.contains("% coverage"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "not printed".into())
+}
+
+/// One read of both systems: organization pages (100 each), account and opportunity query
+/// pages (2,000 each). Salesforce, Zendesk.
+fn read_floor(scenario: &serde_json::Value, plan: &serde_json::Value) -> (u64, u64) {
+    let n = |v: &serde_json::Value| v.as_array().map(|a| a.len() as u64).unwrap_or(0);
+    let accounts = n(&scenario["salesforce"]["accounts"]);
+    let opportunities = n(&scenario["salesforce"]["opportunities"]);
+    let orgs = plan["plan"]["organizations_read"].as_u64().unwrap_or(0);
+    (
+        accounts.div_ceil(2000) + opportunities.div_ceil(2000),
+        orgs.div_ceil(100),
+    )
+}
+
+/// The apply's floor: one read of both systems (it re-checks every account against the
+/// current state), `ceil(creates/100) + ceil(updates/100)` Zendesk jobs plus their status polls,
+/// and `ceil(write-backs/200)` Salesforce collection calls. Salesforce, Zendesk.
+fn apply_floor(plan: &serde_json::Value, calls: &Snapshot, read: (u64, u64)) -> (u64, u64) {
+    let t = &plan["plan"]["totals"];
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let polls = calls.zendesk.get("zd.job_status").copied().unwrap_or(0);
+    (
+        read.0 + n(&t["write_backs"]).div_ceil(200),
+        read.1
+            + n(&t["actions"]["create"]).div_ceil(100)
+            + n(&t["org_updates"]).div_ceil(100)
+            + polls,
+    )
+}
+
+/// Each stage's calls; the floor, where one is defined, excludes sign-in and the binding check.
+/// A stage's name, its calls and its floor (Salesforce, Zendesk) where one is defined.
+type StageCalls<'a> = (&'a str, &'a Snapshot, Option<(u64, u64)>);
+
+fn print_calls(stages: &[StageCalls<'_>]) {
+    say!("API calls by stage, as the simulators counted them (Salesforce + Zendesk):");
+    for (name, s, floor) in stages {
+        say!(
+            "  {name}: {} + {}{}",
+            Snapshot::total(&s.salesforce),
+            Snapshot::total(&s.zendesk),
+            floor
+                .map(|(sf, zd)| format!(" (floor {sf} + {zd})"))
+                .unwrap_or_default()
+        );
+        say!("      {}", Snapshot::describe(&s.salesforce));
+        say!("      {}", Snapshot::describe(&s.zendesk));
+    }
 }
