@@ -12,6 +12,7 @@ pub mod exceptions;
 pub mod http;
 pub mod ids;
 pub mod mapping;
+pub mod metrics;
 pub mod model;
 pub mod reconcile;
 pub mod resolution;

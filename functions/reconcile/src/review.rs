@@ -9,160 +9,19 @@
 //! action's follow-up is done before the status changes, so a failure leaves the row open and
 //! the person can simply run the command again.
 
-use std::collections::BTreeSet;
-use std::future::Future;
-use std::sync::Mutex;
-
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use thiserror::Error;
 use time::OffsetDateTime;
 
 use orglink_shared::aws::exceptions::ExceptionStatus;
 use orglink_shared::aws::{ExceptionFilter, ExceptionRow, ExceptionStore, StoreError, WorkQueue};
 use orglink_shared::contract::EventKind;
-use orglink_shared::domain::Domain;
 use orglink_shared::exceptions::{Action, Fingerprint};
 use orglink_shared::ids::{AccountId, OrgId};
 use orglink_shared::sync_request::{RequestSource, SyncRequest};
 
-/// Configuration that review decisions add to: domains several customers share (never a
-/// reason to link, never a collision) and accounts orglink leaves alone.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OperatorLists {
-    pub shared_domains: BTreeSet<String>,
-    pub ignored_accounts: BTreeSet<AccountId>,
-}
-
-/// Where [`OperatorLists`] are kept. Reconcile reads them every run; the worker should too.
-pub trait ReviewLists: Send + Sync {
-    fn load(&self) -> impl Future<Output = Result<OperatorLists, StoreError>> + Send;
-    fn add_shared_domain(
-        &self,
-        domain: &Domain,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn add_ignored_account(
-        &self,
-        account: &AccountId,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// The in-memory twin.
-#[derive(Debug, Default)]
-pub struct MemoryLists(Mutex<OperatorLists>);
-
-impl ReviewLists for MemoryLists {
-    async fn load(&self) -> Result<OperatorLists, StoreError> {
-        Ok(self.0.lock().expect("lists lock").clone())
-    }
-
-    async fn add_shared_domain(&self, domain: &Domain) -> Result<(), StoreError> {
-        self.0
-            .lock()
-            .expect("lists lock")
-            .shared_domains
-            .insert(domain.as_str().to_string());
-        Ok(())
-    }
-
-    async fn add_ignored_account(&self, account: &AccountId) -> Result<(), StoreError> {
-        self.0
-            .lock()
-            .expect("lists lock")
-            .ignored_accounts
-            .insert(account.clone());
-        Ok(())
-    }
-}
-
-/// The lists as two items of the exception table (`fingerprint` = `list#shared_domains`,
-/// `list#ignored_accounts`; a string set `entries`). They carry no `status`, so the table's
-/// indexes (and every listing of rows) never see them.
-#[derive(Debug, Clone)]
-pub struct DynamoLists {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-const SHARED_DOMAINS: &str = "list#shared_domains";
-const IGNORED_ACCOUNTS: &str = "list#ignored_accounts";
-
-impl DynamoLists {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoLists {
-            client,
-            table: table.into(),
-        }
-    }
-
-    async fn entries(&self, key: &str) -> Result<Vec<String>, StoreError> {
-        use aws_sdk_dynamodb::types::AttributeValue as V;
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("fingerprint", V::S(key.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(out
-            .item()
-            .and_then(|i| i.get("entries"))
-            .and_then(|v| v.as_ss().ok())
-            .cloned()
-            .unwrap_or_default())
-    }
-
-    async fn add(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        use aws_sdk_dynamodb::types::AttributeValue as V;
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("fingerprint", V::S(key.into()))
-            .update_expression("ADD entries :v")
-            .expression_attribute_values(":v", V::Ss(vec![value.to_string()]))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
-    }
-}
-
-fn store_error<E: std::error::Error + 'static>(
-    e: aws_sdk_dynamodb::error::SdkError<E>,
-) -> StoreError {
-    StoreError::Transient {
-        service: "DynamoDB",
-        detail: format!(
-            "operator lists: {}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(e)
-        ),
-    }
-}
-
-impl ReviewLists for DynamoLists {
-    async fn load(&self) -> Result<OperatorLists, StoreError> {
-        let shared_domains = self.entries(SHARED_DOMAINS).await?.into_iter().collect();
-        let ignored_accounts = self
-            .entries(IGNORED_ACCOUNTS)
-            .await?
-            .iter()
-            .filter_map(|a| AccountId::parse(a).ok())
-            .collect();
-        Ok(OperatorLists {
-            shared_domains,
-            ignored_accounts,
-        })
-    }
-
-    async fn add_shared_domain(&self, domain: &Domain) -> Result<(), StoreError> {
-        self.add(SHARED_DOMAINS, domain.as_str()).await
-    }
-
-    async fn add_ignored_account(&self, account: &AccountId) -> Result<(), StoreError> {
-        self.add(IGNORED_ACCOUNTS, account.as_str()).await
-    }
-}
+// The lists live in shared (`orglink_shared::aws::lists`): the sync worker reads them too.
+pub use orglink_shared::aws::lists::{DynamoLists, MemoryLists, OperatorLists, ReviewLists};
 
 /// Why a review command was refused. Each says what to do instead.
 #[derive(Debug, Error)]
