@@ -11,6 +11,7 @@ use orglink_shared::aws::claims::DynamoClaims;
 use orglink_shared::aws::exceptions::DynamoExceptions;
 use orglink_shared::aws::idempotency::{DynamoIdempotency, IdempotencyConfig};
 use orglink_shared::aws::links::DynamoLinks;
+use orglink_shared::aws::lists::DynamoLists;
 use orglink_shared::aws::mirror::DynamoMirror;
 use orglink_shared::aws::names::MissingNames;
 use orglink_shared::aws::queue::SqsQueue;
@@ -19,9 +20,11 @@ use orglink_shared::aws::{ResourceNames, SecretSource, SharedRateBudget};
 use orglink_shared::contract::{Config, ConfigError};
 use orglink_shared::credentials::Credentials;
 use orglink_shared::http::{CallLog, RateBudget};
+use orglink_shared::metrics::MetricsConfig;
 use orglink_shared::salesforce::SalesforceClient;
 use orglink_shared::zendesk::ZendeskClient;
 
+use crate::metrics::Metrics;
 use crate::settings::{SettingsError, WorkerSettings};
 use crate::{Ports, Stores, Worker};
 
@@ -40,6 +43,7 @@ impl Ports for AwsPorts {
     type Mirror = DynamoMirror;
     type Exceptions = DynamoExceptions;
     type Queue = SqsQueue;
+    type Lists = DynamoLists;
 }
 
 pub type AwsWorker = Worker<AwsPorts>;
@@ -69,6 +73,8 @@ pub struct WorkerEnv {
     pub names: ResourceNames,
     pub config: Config,
     pub settings: WorkerSettings,
+    /// `ORGLINK_METRICS_NAMESPACE`, `ORGLINK_DEPLOYMENT`.
+    pub metrics: MetricsConfig,
     /// Whether the configuration is the embedded default (worth a warning in production).
     pub default_config: bool,
 }
@@ -95,6 +101,7 @@ impl WorkerEnv {
             names,
             config,
             settings,
+            metrics: MetricsConfig::from_lookup(&lookup),
             default_config,
         })
     }
@@ -117,6 +124,8 @@ pub async fn from_aws(
     let creds = Credentials::from_secret_json(secret.expose())
         .map_err(|e| StartError::Secret(e.to_string()))?;
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    // EMF on stdout, where CloudWatch Logs reads it.
+    let metrics = Metrics::new(env.metrics.clone(), Arc::new(|line| println!("{line}")));
     let budget: Arc<dyn RateBudget> = Arc::new(SharedRateBudget::new(
         Arc::new(DynamoBudget::new(
             dynamodb.clone(),
@@ -125,6 +134,7 @@ pub async fn from_aws(
         env.settings.salesforce_budget(),
         env.settings.zendesk_budget(),
     ));
+    let budget = metrics.counting(budget);
     let binding = env.config.binding();
     let salesforce = SalesforceClient::connect(
         env.settings.salesforce.clone(),
@@ -153,7 +163,8 @@ pub async fn from_aws(
         links: DynamoLinks::new(dynamodb.clone(), names.links_table.clone()),
         claims: DynamoClaims::new(dynamodb.clone(), names.claims_table.clone()),
         mirror: DynamoMirror::new(dynamodb.clone(), names.org_mirror_table.clone()),
-        exceptions: DynamoExceptions::new(dynamodb, names.exceptions_table.clone()),
+        exceptions: DynamoExceptions::new(dynamodb.clone(), names.exceptions_table.clone()),
+        lists: DynamoLists::new(dynamodb, names.exceptions_table.clone()),
         queue: SqsQueue::new(
             aws_sdk_sqs::Client::new(sdk),
             names.sync_queue_url.clone(),
@@ -166,5 +177,6 @@ pub async fn from_aws(
         salesforce,
         zendesk,
         stores,
-    ))
+    )
+    .with_metrics(metrics))
 }

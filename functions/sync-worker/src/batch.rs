@@ -9,9 +9,17 @@
 //! received `requeue_at_receive_count` times is sent again as a fresh message and the old one
 //! is acknowledged (docs/worker.md, "Retries and the dead-letter queue"). When to stop
 //! retrying is decided by the link record's failure streak, never by the receive count.
+//!
+//! The invocation never runs into its deadline: a message is started only while more than
+//! `deadline_reserve_ms` is left, and one still running that close to the deadline is cut
+//! short and retried. Contention — a slow store, a long wait for the shared rate budget while
+//! a backfill draws from it — thus delays messages instead of timing the invocation out, which
+//! would return the whole batch and count a receive against every message in it.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
+use futures_util::future::join_all;
 use tracing::Instrument;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -19,7 +27,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use orglink_shared::aws::{QueueMessage, WorkQueue};
 use orglink_shared::sync_request::SyncRequest;
 
-use crate::sync::MessageResult;
+use crate::outcome::Outcome;
+use crate::sync::{MessageResult, now_ms};
 use crate::{Ports, Worker};
 
 /// The invocation crashed (an injected crash, or a deployment defect): Lambda retries the
@@ -35,7 +44,11 @@ pub struct Crashed {
 pub enum MessageFate {
     Done {
         message_id: String,
+        /// The sync request's event id (a re-sent copy keeps it).
+        event_id: String,
         outcome: &'static str,
+        /// The outcome itself (the reason of an ignored message, the kind of an exception).
+        detail: Outcome,
     },
     RetryLater {
         message_id: String,
@@ -55,6 +68,14 @@ struct Blocked<'a> {
     group: &'a str,
     failed_groups: &'a mut HashSet<String>,
     group_wait: &'a mut HashMap<String, u32>,
+}
+
+/// A message kept for later is reported failed, so Lambda leaves it on the queue.
+fn report(fate: MessageFate, response: &mut SqsBatchResponse) -> MessageFate {
+    if let MessageFate::RetryLater { message_id } = &fate {
+        response.add_failure(message_id.clone());
+    }
+    fate
 }
 
 fn attr<'a>(m: &'a SqsMessage, name: &str) -> Option<&'a str> {
@@ -78,16 +99,36 @@ impl<P: Ports> Worker<P> {
         event: SqsEvent,
         deadline_ms: i64,
     ) -> Result<(SqsBatchResponse, Vec<MessageFate>), Crashed> {
+        let result = self.batch(event, deadline_ms).await;
+        // Once per invocation, crashed or not: the calls the shared rate budget refused.
+        self.metrics.flush(now_ms());
+        result
+    }
+
+    async fn batch(
+        &self,
+        event: SqsEvent,
+        deadline_ms: i64,
+    ) -> Result<(SqsBatchResponse, Vec<MessageFate>), Crashed> {
         let mut response = SqsBatchResponse::default();
         let mut fates = Vec::new();
+        // Messages start, and a running one is cut short, before this: the reserve, or a
+        // quarter of the invocation when that is shorter (short test timeouts).
+        let reserve = (self.settings.deadline_reserve_ms as i64).min((deadline_ms - now_ms()) / 4);
+        let cutoff_ms = deadline_ms - reserve.max(0);
         // Groups with a failed message in this batch, and how long that message is hidden.
         let mut failed_groups: HashSet<String> = HashSet::new();
         let mut group_wait: HashMap<String, u32> = HashMap::new();
+        let mut unstarted = Vec::new();
         for m in event.records {
             let Some(message_id) = m.message_id.clone() else {
                 tracing::error!("an SQS record without a message id; cannot report it");
                 continue;
             };
+            if now_ms() >= cutoff_ms {
+                unstarted.push(m);
+                continue;
+            }
             let group = attr(&m, "MessageGroupId").unwrap_or("").to_string();
             let receives: u32 = attr(&m, "ApproximateReceiveCount")
                 .and_then(|c| c.parse().ok())
@@ -135,17 +176,46 @@ impl<P: Ports> Worker<P> {
                         group_wait: &mut group_wait,
                     },
                     receives,
-                    deadline_ms,
-                    &mut response,
+                    (cutoff_ms, deadline_ms),
                 )
                 .instrument(span)
                 .await;
             match step {
-                Ok(fate) => fates.push(fate),
+                Ok(fate) => fates.push(report(fate, &mut response)),
                 Err(c) => return Err(c),
             }
         }
+        if !unstarted.is_empty() {
+            // Kept for the next invocation, offered again at once; their queue calls go out
+            // together, as little of the invocation is left.
+            tracing::info!(
+                messages = unstarted.len(),
+                outcome = "retry_later",
+                reason = "too little of the invocation is left to start them",
+                "left for the next invocation"
+            );
+            let kept = join_all(unstarted.iter().map(|m| self.leave_for_later(m))).await;
+            for fate in kept {
+                fates.push(report(fate, &mut response));
+            }
+        }
         Ok((response, fates))
+    }
+
+    /// A message not started (the invocation's time is nearly up): offered again at once,
+    /// or sent again fresh when it has been received often enough to near the redrive count.
+    async fn leave_for_later(&self, m: &SqsMessage) -> MessageFate {
+        let receipt = m.receipt_handle.clone().unwrap_or_default();
+        let receives: u32 = attr(m, "ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
+        match SyncRequest::from_body(m.body.as_deref().unwrap_or_default()) {
+            Ok(request) => self.retry_later(m, &request, &receipt, receives, 0).await,
+            // Poison is reported when it is started; this one was not.
+            Err(_) => MessageFate::RetryLater {
+                message_id: m.message_id.clone().unwrap_or_default(),
+            },
+        }
     }
 
     /// One parsed message (inside its log span).
@@ -157,8 +227,7 @@ impl<P: Ports> Worker<P> {
         body: &str,
         blocked: Blocked<'_>,
         receives: u32,
-        deadline_ms: i64,
-        response: &mut SqsBatchResponse,
+        (cutoff_ms, deadline_ms): (i64, i64),
     ) -> Result<MessageFate, Crashed> {
         let message_id = m.message_id.clone().unwrap_or_default();
         let receipt = m.receipt_handle.clone().unwrap_or_default();
@@ -170,11 +239,25 @@ impl<P: Ports> Worker<P> {
                 reason = "an earlier message of this account failed in this batch",
                 "kept for FIFO order"
             );
-            return Ok(self
-                .retry_later(m, request, &receipt, receives, wait, response)
-                .await);
+            return Ok(self.retry_later(m, request, &receipt, receives, wait).await);
         }
-        match self.handle_request(request, body, deadline_ms).await {
+        let left_ms = (cutoff_ms - now_ms()).max(1);
+        let result = match tokio::time::timeout(
+            Duration::from_millis(left_ms as u64),
+            self.handle_request(request, body, deadline_ms),
+        )
+        .await
+        {
+            Ok(result) => result,
+            // As a crash of this message alone: everything it wrote is safe to redo (a create
+            // is keyed on external_id). Its idempotency record stays in progress until the
+            // deadline, so it is hidden until then.
+            Err(_) => MessageResult::Retry {
+                after_secs: ((deadline_ms - now_ms()).max(0) / 1000 + 1) as u32,
+                reason: "cut short: the invocation's deadline was near (waiting on a store or the rate budget)".into(),
+            },
+        };
+        match result {
             MessageResult::Done(outcome) => {
                 tracing::info!(
                     outcome = outcome.category(),
@@ -184,7 +267,9 @@ impl<P: Ports> Worker<P> {
                 );
                 Ok(MessageFate::Done {
                     message_id,
+                    event_id: request.event_id.clone(),
                     outcome: outcome.category(),
+                    detail: outcome,
                 })
             }
             MessageResult::Retry { after_secs, reason } => {
@@ -198,7 +283,7 @@ impl<P: Ports> Worker<P> {
                 blocked.failed_groups.insert(group.clone());
                 blocked.group_wait.insert(group, after_secs);
                 Ok(self
-                    .retry_later(m, request, &receipt, receives, after_secs, response)
+                    .retry_later(m, request, &receipt, receives, after_secs)
                     .await)
             }
             MessageResult::Crash { reason } => {
@@ -217,7 +302,6 @@ impl<P: Ports> Worker<P> {
         receipt: &str,
         receives: u32,
         wait: u32,
-        response: &mut SqsBatchResponse,
     ) -> MessageFate {
         let message_id = m.message_id.clone().unwrap_or_default();
         if receives >= self.settings.requeue_at_receive_count {
@@ -239,7 +323,6 @@ impl<P: Ports> Worker<P> {
             }
         }
         self.hide(receipt, wait).await;
-        response.add_failure(message_id.clone());
         MessageFate::RetryLater { message_id }
     }
 

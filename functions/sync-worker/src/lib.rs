@@ -8,12 +8,14 @@
 //! - [`runner`]: the local stand-in for Lambda's SQS event source mapping, around the same
 //!   handler, with several workers at once and a crash hook.
 //! - [`aws`]: the production wiring (DynamoDB, SQS, Secrets Manager, the shared rate budget).
+//! - [`metrics`]: the `RateBudgetExhausted` metric (EMF) the template's alarm watches.
 //!
 //! Design and the retry policy: `docs/worker.md`.
 
 pub mod aws;
 pub mod batch;
 pub mod logging;
+pub mod metrics;
 pub mod outcome;
 pub mod runner;
 pub mod settings;
@@ -21,14 +23,18 @@ pub mod sync;
 
 use std::sync::Arc;
 
+use tokio::sync::Mutex;
+
 use orglink_shared::aws::claims::MemoryClaims;
 use orglink_shared::aws::exceptions::MemoryExceptions;
 use orglink_shared::aws::idempotency::MemoryIdempotency;
 use orglink_shared::aws::links::MemoryLinks;
+use orglink_shared::aws::lists::MemoryLists;
 use orglink_shared::aws::mirror::MemoryMirror;
 use orglink_shared::aws::queue::MemoryQueue;
 use orglink_shared::aws::{
-    ClaimStore, ExceptionStore, IdempotencyStore, LinkStore, OrgMirror, WorkQueue,
+    ClaimStore, ExceptionStore, IdempotencyStore, LinkStore, OperatorLists, OrgMirror, ReviewLists,
+    WorkQueue,
 };
 use orglink_shared::contract::Config;
 use orglink_shared::domain::DomainPolicy;
@@ -50,6 +56,7 @@ pub trait Ports: Send + Sync + 'static {
     type Mirror: OrgMirror + 'static;
     type Exceptions: ExceptionStore + 'static;
     type Queue: WorkQueue + 'static;
+    type Lists: ReviewLists + 'static;
 }
 
 /// The in-memory twins (unit tests).
@@ -62,6 +69,7 @@ impl Ports for MemoryPorts {
     type Mirror = MemoryMirror;
     type Exceptions = MemoryExceptions;
     type Queue = MemoryQueue;
+    type Lists = MemoryLists;
 }
 
 /// The stores themselves.
@@ -73,6 +81,8 @@ pub struct Stores<P: Ports> {
     pub exceptions: P::Exceptions,
     /// The sync queue: visibility changes for backoff, and fresh copies of long-retried messages.
     pub queue: P::Queue,
+    /// The operator's lists (shared domains, ignored accounts) in the exception table.
+    pub lists: P::Lists,
 }
 
 /// Where a test can make the worker "crash" (fault injection; never set in production).
@@ -94,6 +104,10 @@ pub struct Worker<P: Ports> {
     pub zendesk: ZendeskClient,
     pub stores: Stores<P>,
     pub crash_hook: Option<CrashHook>,
+    /// Where the `RateBudgetExhausted` metric goes, and the count of refused calls.
+    pub metrics: metrics::Metrics,
+    /// The operator's lists as last read, with when (epoch ms).
+    lists_cache: Mutex<Option<(i64, Arc<OperatorLists>)>>,
 }
 
 impl<P: Ports> Worker<P> {
@@ -112,11 +126,37 @@ impl<P: Ports> Worker<P> {
             zendesk,
             stores,
             crash_hook: None,
+            metrics: metrics::Metrics::default(),
+            lists_cache: Mutex::new(None),
         }
+    }
+
+    /// Metrics whose counter the clients' budget was wrapped with ([`metrics::Metrics::counting`]).
+    pub fn with_metrics(mut self, metrics: metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn with_crash_hook(mut self, hook: CrashHook) -> Self {
         self.crash_hook = Some(hook);
         self
+    }
+
+    /// The operator's lists, read again once `lists_refresh_secs` old: a review decision
+    /// takes effect within that time, at two reads per refresh rather than per message.
+    pub async fn operator_lists(
+        &self,
+        now_ms: i64,
+    ) -> Result<Arc<OperatorLists>, orglink_shared::aws::StoreError> {
+        let mut cache = self.lists_cache.lock().await;
+        let fresh_ms = (self.settings.lists_refresh_secs as i64).saturating_mul(1000);
+        if let Some((at, lists)) = cache.as_ref()
+            && now_ms - at < fresh_ms
+        {
+            return Ok(lists.clone());
+        }
+        let lists = Arc::new(self.stores.lists.load().await?);
+        *cache = Some((now_ms, lists.clone()));
+        Ok(lists)
     }
 }

@@ -35,6 +35,15 @@ pub struct WorkerSettings {
     /// How soon a poison message (a body that is not a sync request) is offered again; it goes
     /// to the dead-letter queue after `maxReceiveCount` receives.
     pub poison_visibility_secs: u32,
+    /// The part of the invocation kept back for reporting the batch (at most a quarter of
+    /// it): a message is started only while more than this is left before the deadline, and
+    /// one still running this close to the deadline is cut short and retried (as a crash of that message alone) — so
+    /// a slow store or a long wait for the rate budget never times the whole invocation out,
+    /// which would return the batch whole and walk it towards the dead-letter queue.
+    pub deadline_reserve_ms: u64,
+    /// How long the operator's lists (shared domains, ignored accounts; kept in the exception
+    /// table by review decisions) are reused before they are read again.
+    pub lists_refresh_secs: u64,
     /// Zendesk plan limit per minute (Suite Enterprise: 700) and this deployment's share.
     pub zendesk_plan_per_minute: u32,
     pub zendesk_share_percent: u32,
@@ -54,6 +63,8 @@ impl Default for WorkerSettings {
             backoff_max_secs: 1800,
             requeue_at_receive_count: 4,
             poison_visibility_secs: 1,
+            deadline_reserve_ms: 5_000,
+            lists_refresh_secs: 60,
             zendesk_plan_per_minute: 700,
             zendesk_share_percent: 50,
             salesforce_per_minute: 600,

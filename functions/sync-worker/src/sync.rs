@@ -33,7 +33,8 @@ use orglink_shared::aws::{
     LinkStore, OrgMirror, StoreError,
 };
 use orglink_shared::contract::{
-    AccountWrite, DesiredLink, DomainDecision, Eligibility, Intent, LinkField, SyncStatus,
+    AccountWrite, DesiredLink, DomainDecision, Eligibility, EventKind, Intent, LinkField,
+    SyncStatus,
 };
 use orglink_shared::domain::Domain;
 use orglink_shared::exceptions::{Action as ReviewAction, Evidence, ExceptionKind, Finding};
@@ -43,7 +44,7 @@ use orglink_shared::mapping::{DomainAvailability, NameChoice};
 use orglink_shared::model::{Account, Organization};
 use orglink_shared::resolution::{Decision, Resolution, ResolutionInput, Rule, StoredLink};
 use orglink_shared::salesforce::SalesforceError;
-use orglink_shared::sync_request::SyncRequest;
+use orglink_shared::sync_request::{RequestSource, SyncRequest};
 use orglink_shared::zendesk::{ZendeskError, candidates};
 
 use crate::outcome::{Action, Outcome};
@@ -414,6 +415,12 @@ impl<P: Ports> Worker<P> {
     async fn sync(&self, req: &SyncRequest, now: i64) -> Result<Outcome, SyncError> {
         let s = &self.stores;
         let account_id = &req.account_id;
+        let lists = self.operator_lists(now).await?;
+        if lists.is_ignored(account_id) {
+            return Ok(Outcome::Ignored {
+                reason: format!("account {account_id} is on the operator's ignored list"),
+            });
+        }
         let record = s
             .links
             .get(account_id)
@@ -433,8 +440,21 @@ impl<P: Ports> Worker<P> {
             });
         };
         let mut g = g;
+        // A domain review called shared is no linking signal (and goes onto no organization).
+        if g.domain.as_ref().is_some_and(|d| lists.is_shared(d)) {
+            g.domain = None;
+            g.input.domain = None;
+        }
+        let chosen = match self.operator_choice(req, &mut g).await? {
+            Ok(chosen) => chosen,
+            Err(outcome) => return Ok(outcome),
+        };
         // Only a create needs the name; search reads a lagging index, so it is asked last.
-        let resolution = candidates::resolve_with_name_search(&self.zendesk, &mut g.input).await?;
+        let mut resolution =
+            candidates::resolve_with_name_search(&self.zendesk, &mut g.input).await?;
+        if let Some(org) = chosen {
+            resolution.evidence = resolution.evidence.with("operator_chose", org);
+        }
         tracing::info!(
             account = %account_id,
             event_id = %req.event_id,
@@ -465,6 +485,49 @@ impl<P: Ports> Worker<P> {
             Decision::Link { org, .. } => self.link(req, &g, record, &resolution, org, now).await,
             Decision::Create { .. } => self.create(req, &g, record, &resolution, now).await,
         }
+    }
+
+    /// An operator's manual request naming an organization (`orglink exceptions resolve` with
+    /// "link to this organization") makes that organization the account's stored link for
+    /// this resolution: the rules then link it (setting the key) unless that would be unsafe —
+    /// it carries another account's key, or another organization carries this account's —
+    /// which stays an exception. `Ok(Err(outcome))` when the organization is gone.
+    async fn operator_choice(
+        &self,
+        req: &SyncRequest,
+        g: &mut Gathered,
+    ) -> Result<Result<Option<OrgId>, Outcome>, SyncError> {
+        let chosen = match req.org_id {
+            Some(org) if req.source == RequestSource::Operator && req.kind == EventKind::Manual => {
+                org
+            }
+            _ => return Ok(Ok(None)),
+        };
+        let known = g
+            .input
+            .candidates
+            .iter()
+            .chain(match &g.input.stored {
+                StoredLink::Found(o) => Some(o),
+                _ => None,
+            })
+            .find(|o| o.id == chosen)
+            .cloned();
+        let org = match known {
+            Some(o) => o,
+            None => match self.zendesk.show_many(&[chosen]).await?.into_iter().next() {
+                Some(o) => o,
+                None => {
+                    return Ok(Err(Outcome::Ignored {
+                        reason: format!(
+                            "organization {chosen}, chosen by the operator, is gone from Zendesk"
+                        ),
+                    }));
+                }
+            },
+        };
+        g.input.stored = StoredLink::Found(org);
+        Ok(Ok(Some(chosen)))
     }
 
     /// Steps 3–5: the fresh read and the candidates.

@@ -2,7 +2,7 @@
 //! in-process on loopback (real HTTP), and their admin APIs.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use orglink_sandbox::salesforce::SalesforceOptions;
 use orglink_sandbox::scenario::{SalesforceSeed, ZendeskSeed};
@@ -13,11 +13,14 @@ use orglink_shared::contract::{Config, EventKind};
 use orglink_shared::credentials::{
     SalesforceCredentials, SalesforceFlow, Secret, ZendeskCredentials,
 };
+use orglink_shared::http::RateBudget;
 use orglink_shared::http::{BudgetConfig, CallLog, LocalBudget, RetryPolicy, System};
 use orglink_shared::ids::AccountId;
+use orglink_shared::metrics::MetricsConfig;
 use orglink_shared::salesforce::{SalesforceClient, SalesforceConfig};
 use orglink_shared::sync_request::{RequestSource, SyncRequest};
 use orglink_shared::zendesk::{ZendeskClient, ZendeskConfig};
+use orglink_sync_worker::metrics::Metrics;
 use orglink_sync_worker::{MemoryPorts, Stores, Worker, WorkerSettings};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -37,6 +40,8 @@ pub struct Env {
     pub zd_url: String,
     pub calls: CallLog,
     pub worker: Worker<MemoryPorts>,
+    /// The EMF lines the worker emitted.
+    pub metric_lines: Arc<Mutex<Vec<String>>>,
     admin: reqwest::Client,
 }
 
@@ -56,6 +61,16 @@ impl Env {
     }
 
     pub async fn start_with(scenario: Value, settings: WorkerSettings) -> Env {
+        Self::start_with_budget(scenario, settings, 1_000_000, 1_000_000).await
+    }
+
+    /// With each system's budget at so many calls a minute (a small one refuses calls).
+    pub async fn start_with_budget(
+        scenario: Value,
+        settings: WorkerSettings,
+        salesforce_per_minute: u32,
+        zendesk_per_minute: u32,
+    ) -> Env {
         let sf_opts = SalesforceOptions {
             org_id: BOUND_ORG.into(),
             ..SalesforceOptions::default()
@@ -71,10 +86,16 @@ impl Env {
         ))
         .await;
         let config = Config::embedded_default();
-        let budget = Arc::new(LocalBudget::new(
-            BudgetConfig::salesforce(1_000_000, 0),
-            BudgetConfig::zendesk(1_000_000, 100),
-        ));
+        let metric_lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = metric_lines.clone();
+        let metrics = Metrics::new(
+            MetricsConfig::default(),
+            Arc::new(move |line| sink.lock().unwrap().push(line.to_string())),
+        );
+        let budget = metrics.counting(Arc::new(LocalBudget::new(
+            BudgetConfig::salesforce(salesforce_per_minute, 0),
+            BudgetConfig::zendesk(zendesk_per_minute, 100),
+        )) as Arc<dyn RateBudget>);
         let calls = CallLog::new();
         let salesforce = SalesforceClient::connect(
             SalesforceConfig {
@@ -117,13 +138,16 @@ impl Env {
             mirror: Default::default(),
             exceptions: Default::default(),
             queue: MemoryQueue::new(30, 5),
+            lists: Default::default(),
         };
-        let worker = Worker::new(config, settings, salesforce, zendesk, stores);
+        let worker =
+            Worker::new(config, settings, salesforce, zendesk, stores).with_metrics(metrics);
         Env {
             sf_url,
             zd_url,
             calls,
             worker,
+            metric_lines,
             admin: reqwest::Client::new(),
         }
     }
