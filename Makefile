@@ -70,6 +70,15 @@ bench-backfill:
 	$(CARGO) run --release -p orglink-shared --example backfill_bench -- 100000
 	$(CARGO) run --release -p orglink-shared --example backfill_bench -- 5000 700
 
+## e2e-5000: the backfill proofs of issue 7 on a generated world of 5,000 accounts (make test
+## runs them on 1,000 and 300): plan + apply + reconcile against the truth, and apply beside
+## four workers and 500 live events. Long (moto is slow; docs/backfill.md has the times).
+.PHONY: e2e-5000
+e2e-5000: venv
+	$(CARGO) build --quiet -p orglink-sandbox
+	ORGLINK_E2E_BACKFILL_ACCOUNTS=5000 $(CARGO) test -p orglink-e2e --test backfill --test backfill_live -- \
+		--test-threads 1 --nocapture a_generated_world_ends_as_its_truth backfill_and_500_live_events
+
 ## bench-reconcile: a 100,000-account reconcile against the sandbox, once uninterrupted and once
 ## through checkpoints (a page limit per invocation); API calls against the floor.
 bench-reconcile:

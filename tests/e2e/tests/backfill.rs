@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use backfill_support as support;
-use backfill_support::{Stores, assert_matches_truth, backfill, key_of};
+use backfill_support::{Stores, assert_matches_truth, backfill, key_of, world_size};
 use orglink_harness::{AwsEnv, LocalStack, Sandbox, moto_stack};
 use orglink_reconcile::aws::{ReconcileEnv, from_aws};
 use orglink_reconcile::{Limits, Mode, ReconcileEvent};
@@ -193,16 +193,6 @@ impl World {
             .await
             .unwrap()
     }
-}
-
-/// The world's size: `ORGLINK_E2E_BACKFILL_ACCOUNTS` when set (moto answers a few hundred
-/// requests a second at best, and a backfill writes a claim, a link record and a mirror row per
-/// linked account).
-fn world_size(default: usize) -> usize {
-    std::env::var("ORGLINK_E2E_BACKFILL_ACCOUNTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

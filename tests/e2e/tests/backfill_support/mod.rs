@@ -311,3 +311,34 @@ pub fn assert_matches_truth(
         v.iter().take(25).cloned().collect::<Vec<_>>().join("\n")
     );
 }
+
+/// The world's size: `ORGLINK_E2E_BACKFILL_ACCOUNTS` when set (moto answers a few hundred
+/// requests a second at best, and a backfill writes a claim, a link record and a mirror row per
+/// linked account), else `default`.
+pub fn world_size(default: usize) -> usize {
+    std::env::var("ORGLINK_E2E_BACKFILL_ACCOUNTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Organizations made since `before` whose key another organization also carries.
+pub fn duplicate_new_orgs(before: &Snapshot, after: &Snapshot) -> Vec<String> {
+    let old: HashSet<u64> = before.orgs.iter().map(|o| o.id.get()).collect();
+    let mut by_key: HashMap<String, Vec<u64>> = HashMap::new();
+    for o in &after.orgs {
+        if let Some(a) = o.key().account() {
+            by_key
+                .entry(a.as_str().to_ascii_lowercase())
+                .or_default()
+                .push(o.id.get());
+        }
+    }
+    let mut out: Vec<String> = by_key
+        .into_iter()
+        .filter(|(_, orgs)| orgs.len() > 1 && orgs.iter().any(|o| !old.contains(o)))
+        .map(|(key, orgs)| format!("{key}: orgs {orgs:?}"))
+        .collect();
+    out.sort();
+    out
+}

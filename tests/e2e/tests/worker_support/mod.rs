@@ -234,8 +234,17 @@ impl World {
             timeout_ms: 5000,
             idle_poll_ms: 100,
         };
+        self.run_with(config, max, until).await
+    }
+
+    /// As [`World::run_until`], with the event source mapping's settings given.
+    pub async fn run_with<F, Fut>(&self, config: RunnerConfig, max: Duration, until: F) -> RunReport
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = bool>,
+    {
         run(
-            vec![self.worker.clone(); workers],
+            vec![self.worker.clone(); config.workers],
             self.queue.clone(),
             config,
             until,
