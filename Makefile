@@ -61,8 +61,14 @@ demo: venv
 	$(CARGO) run --quiet -p orglink-cli --example demo
 
 ## bench: measured figures recorded in docs/benchmarks.md.
-bench: bench-reconcile bench-backfill
+bench: bench-reconcile bench-backfill bench-worker
 	$(CARGO) run --release -p orglink-shared --example reconcile_diff_bench
+
+## bench-worker: events per second through the local runner (the worker's real handler on the
+## template's stack on moto, the sandbox over loopback), 1 and 4 workers; CPU by process.
+bench-worker: venv
+	$(CARGO) build -p orglink-sandbox
+	$(CARGO) run -p orglink-e2e --example worker_bench -- 100 1 4
 
 ## bench-backfill: plan and apply of a 100,000-account world against the simulators (release),
 ## API calls by system against the floor; then 5,000 accounts with Zendesk truly at 700/minute.
