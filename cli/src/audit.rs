@@ -16,7 +16,7 @@ use clap::{Args, ValueEnum};
 use futures_util::TryStreamExt;
 use serde::Serialize;
 
-use orglink_shared::contract::{Config, DomainDecision, reviewed_domain_decision};
+use orglink_shared::contract::Config;
 use orglink_shared::domain::DomainPolicy;
 use orglink_shared::exceptions::{ExceptionKind, Finding, ReportKind, ReportLine, Severity};
 use orglink_shared::ids::{AccountId, OrgId};
@@ -119,42 +119,11 @@ pub fn run(args: AuditArgs) -> ExitCode {
     })
 }
 
-/// What the diff needs to know about one account, decided with the contract and the mapping.
-/// Without a link record, orglink's last write to `Zendesk_Domain__c` is unknown: a reviewed
-/// domain that differs from Website is reported as drift (information only).
+/// What the diff needs to know about one account (the shared builder). Without a link record,
+/// orglink's last write to `Zendesk_Domain__c` is unknown: a reviewed domain that differs from
+/// Website is reported as drift (information only).
 pub fn account_facts(config: &Config, policy: &DomainPolicy, account: &Account) -> AccountFacts {
-    let website = account
-        .website
-        .as_deref()
-        .filter(|w| !w.trim().is_empty())
-        .map(|w| policy.check_website(w));
-    let website_domain = website.as_ref().and_then(|c| c.domain().cloned());
-    let decision = reviewed_domain_decision(
-        account.reviewed_domain.as_deref(),
-        None,
-        website_domain.as_ref(),
-    );
-    let mapping = config.mapping();
-    AccountFacts {
-        id: account.id.clone(),
-        is_deleted: account.is_deleted,
-        master_record_id: account.master_record_id.clone(),
-        eligible: config.eligibility().evaluate(account).is_eligible(),
-        name: mapping.org_name(account),
-        suffixed_name: mapping.suffixed_org_name(account),
-        domain: decision.effective(account.reviewed_domain.as_deref()),
-        website_disagrees: match &decision {
-            DomainDecision::Drift { website, .. } => Some(website.to_string()),
-            _ => None,
-        },
-        unusable_website: website.as_ref().and_then(|c| c.unusable()).map(|u| {
-            format!(
-                "Website {:?}: {u}",
-                account.website.as_deref().unwrap_or("")
-            )
-        }),
-        stored_org_id: account.stored_org_id.clone(),
-    }
+    AccountFacts::from_account(config, policy, account, None)
 }
 
 /// Reads both systems and runs the diff.

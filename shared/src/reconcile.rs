@@ -22,6 +22,7 @@
 //! orgs, domain: what the fingerprint hashes), the account side's richer evidence kept.
 
 mod account;
+mod facts;
 mod index;
 mod org_side;
 
@@ -87,13 +88,22 @@ impl AccountFacts {
     }
 }
 
-/// One ticket's attribution: the org it sits on and the orgs its requester belongs to.
+/// One ticket's attribution: the org it sits on and the orgs its requester belongs to (at
+/// least enough of them to settle the rule: a reader may stop at the ticket's own org).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketFacts {
     pub ticket: u64,
     pub org: OrgId,
     pub requester: u64,
     pub requester_orgs: Vec<OrgId>,
+}
+
+impl TicketFacts {
+    /// The rule: a ticket is misattributed when its requester does not belong to its org.
+    /// Callers that park tickets between invocations keep only these.
+    pub fn misattributed(&self) -> bool {
+        !self.requester_orgs.contains(&self.org)
+    }
 }
 
 /// Settings of the diff itself (the contract's settings reach it through [`AccountFacts`]).
@@ -343,7 +353,7 @@ impl AccountDiff {
         let limit = self.config.evidence_sample;
         for t in page {
             self.counts.tickets += 1;
-            if t.requester_orgs.contains(&t.org) {
+            if !t.misattributed() {
                 continue;
             }
             let m = self.tickets.entry(t.org).or_default();

@@ -28,7 +28,7 @@ use orglink_shared::aws::runs::MemoryRuns;
 pub use event::{Mode, ReconcileEvent};
 pub use run::{Limits, Ports, Reconciler, RunError, RunOutcome, Step, Stores};
 pub use settings::ReconcileSettings;
-pub use summary::{RunState, RunSummary, StopReason};
+pub use summary::{RunState, RunSummary, StopReason, TicketCounts};
 
 /// The in-memory twins (tests, benchmarks, the local demo without moto).
 pub struct MemoryPorts;

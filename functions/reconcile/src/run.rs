@@ -1,12 +1,17 @@
 //! One reconcile run, across as many invocations as it needs.
 //!
-//! A run goes through two phases, each resumable:
+//! A run goes through three phases, each resumable:
 //!
 //! 1. **Organizations.** A full run lists every organization by cursor and writes the ones that
 //!    changed into the mirror, then removes what Zendesk no longer lists; a delta reads the
 //!    incremental export since the last run. Progress: the listing cursor (or the export's
 //!    `end_time`) and the ids already listed (scratch parts).
-//! 2. **Accounts.** The diff's compact organization index is rebuilt from the mirror (a scan:
+//! 2. **Tickets.** The incremental ticket export (cursor-based, requesters sideloaded): a full
+//!    run from the configured horizon (`ticket_horizon_days` before it started), a delta from
+//!    where the last run left the export. Each ticket's organization is checked against its
+//!    requester's memberships; only the misattributed ones are kept (scratch parts), so what is
+//!    parked stays small whatever the ticket volume. Progress: the export's cursor.
+//! 3. **Accounts.** The diff's compact organization index is rebuilt from the mirror (a scan:
 //!    no API calls), then the accounts stream in `Id` order through `queryAll` (deleted and
 //!    merged ones included), resuming after the last id a previous invocation took in. The facts
 //!    already taken in are replayed from scratch parts, so the diff sees every account exactly
@@ -38,24 +43,29 @@ use orglink_shared::exceptions::{ExceptionKind, Finding, Fingerprint, ReportLine
 use orglink_shared::http::{BudgetRefusal, CallLog, System};
 use orglink_shared::ids::{AccountId, OrgId};
 use orglink_shared::model::{Account, Organization};
-use orglink_shared::reconcile::{AccountFacts, DiffBuilder, DiffConfig, Repair, RepairReason};
+use orglink_shared::reconcile::{
+    AccountFacts, DiffBuilder, DiffConfig, Repair, RepairReason, TicketFacts,
+};
 use orglink_shared::salesforce::soql::{Cond, Lit, Op};
 use orglink_shared::salesforce::{SalesforceClient, SalesforceError};
 use orglink_shared::sync_request::{RequestSource, SyncRequest};
-use orglink_shared::zendesk::{ZendeskClient, ZendeskError};
+use orglink_shared::zendesk::{TicketExportFrom, ZendeskClient, ZendeskError};
 
 use crate::event::{Mode, ReconcileEvent};
-use crate::facts::{account_facts, matters, written_domain};
+use crate::facts::written_domain;
 use crate::review::ReviewLists;
 use crate::scratch::{Scratch, split_parts};
 use crate::settings::ReconcileSettings;
 use crate::summary::{
     AccountCounts, MetricsConfig, OrgCounts, RepairCounts, RowCounts, RunState, RunSummary,
-    StopReason,
+    StopReason, TicketCounts,
 };
 
 /// The mirror checkpoint holding where the next delta's incremental export starts (Unix s).
 pub const INCREMENTAL_CHECKPOINT: &str = "reconcile-incremental-export";
+
+/// The mirror checkpoint holding the ticket export's cursor where the last run left it.
+pub const TICKET_CHECKPOINT: &str = "reconcile-ticket-export";
 
 /// The state and messaging edges reconcile uses, as one bundle of types.
 pub trait Ports: Send + Sync + 'static {
@@ -167,6 +177,7 @@ pub enum RunError {
 enum Phase {
     #[default]
     Orgs,
+    Tickets,
     Accounts,
 }
 
@@ -180,6 +191,13 @@ struct Checkpoint {
     export_from_s: Option<i64>,
     /// Delta: accounts changed after this instant (epoch ms).
     accounts_since_ms: Option<i64>,
+    /// The ticket export's cursor after the last page taken in.
+    #[serde(default)]
+    ticket_cursor: Option<String>,
+    #[serde(default)]
+    ticket_parts: u32,
+    #[serde(default)]
+    tickets: TicketCounts,
     /// The last account id taken in (the stream resumes with `Id >` it).
     last_account: Option<AccountId>,
     accounts_done: bool,
@@ -434,6 +452,15 @@ impl<P: Ports> Reconciler<P> {
             if !done {
                 return self.hand_over(ctx, cp).await;
             }
+            cp.phase = Phase::Tickets;
+            cp.calls = ctx.calls_total(&self.calls, cp);
+            ctx.calls_before = sent_calls(&self.calls);
+            self.save(ctx.run_id, cp).await?;
+        }
+        if cp.phase == Phase::Tickets {
+            if self.settings.ticket_horizon_days > 0 && !self.export_tickets(ctx, cp).await? {
+                return self.hand_over(ctx, cp).await;
+            }
             cp.phase = Phase::Accounts;
             cp.calls = ctx.calls_total(&self.calls, cp);
             ctx.calls_before = sent_calls(&self.calls);
@@ -571,6 +598,95 @@ impl<P: Ports> Reconciler<P> {
         Ok(true)
     }
 
+    /// The ticket phase: the export from the checkpoint's cursor (or the start: the horizon
+    /// for a full run, where the last run left the export for a delta), keeping the
+    /// misattributed tickets; `false` when it handed over.
+    async fn export_tickets(
+        &self,
+        ctx: &mut Ctx<'_>,
+        cp: &mut Checkpoint,
+    ) -> Result<bool, RunError> {
+        let from = match &cp.ticket_cursor {
+            Some(c) => TicketExportFrom::Cursor(c.clone()),
+            None => self.ticket_start(ctx, cp).await?,
+        };
+        let mut kept: Vec<TicketFacts> = Vec::new();
+        // Requesters whose memberships were listed in this invocation.
+        let mut memberships = HashMap::new();
+        let mut since_commit = 0;
+        let pages = self.zendesk.ticket_export(from);
+        futures_util::pin_mut!(pages);
+        while let Some(page) = pages.try_next().await? {
+            let looked_up = memberships.len();
+            let facts = self
+                .zendesk
+                .ticket_attributions(&page, &mut memberships)
+                .await?;
+            cp.tickets.pages += 1;
+            cp.tickets.read += page.tickets.len() as u64;
+            cp.tickets.attributed += facts.len() as u64;
+            cp.tickets.requesters_looked_up += (memberships.len() - looked_up) as u64;
+            let before = kept.len();
+            kept.extend(facts.into_iter().filter(TicketFacts::misattributed));
+            cp.tickets.misattributed += (kept.len() - before) as u64;
+            if page.after_cursor.is_some() {
+                cp.ticket_cursor = page.after_cursor.clone();
+            }
+            ctx.pages += 1;
+            since_commit += 1;
+            if page.end_of_stream {
+                break;
+            }
+            let hand_over = ctx.limits.must_yield(ctx.pages);
+            if hand_over || since_commit >= self.settings.commit_every_pages {
+                self.put_parts(ctx.run_id, "tickets", &mut cp.ticket_parts, &kept)
+                    .await?;
+                kept.clear();
+                since_commit = 0;
+                if hand_over {
+                    return Ok(false);
+                }
+                cp.calls = ctx.calls_total(&self.calls, cp);
+                ctx.calls_before = sent_calls(&self.calls);
+                self.save(ctx.run_id, cp).await?;
+            }
+        }
+        self.put_parts(ctx.run_id, "tickets", &mut cp.ticket_parts, &kept)
+            .await?;
+        // The next delta reads the tickets changed after this export's end.
+        if let Some(cursor) = &cp.ticket_cursor {
+            self.stores
+                .mirror
+                .save_checkpoint(TICKET_CHECKPOINT, Some(cursor), now_ms())
+                .await?;
+        }
+        Ok(true)
+    }
+
+    /// Where a run's ticket export starts without a cursor of its own: a full run at the
+    /// horizon before it started; a delta where the last run left the export, else where its
+    /// organization export started.
+    async fn ticket_start(
+        &self,
+        ctx: &Ctx<'_>,
+        cp: &Checkpoint,
+    ) -> Result<TicketExportFrom, RunError> {
+        let horizon = i64::from(self.settings.ticket_horizon_days) * 24 * 3600;
+        // The export serves nothing from the last minute.
+        let latest = now_ms() / 1000 - 60;
+        if ctx.mode == Mode::Delta {
+            if let Some(cursor) = self.stores.mirror.checkpoint(TICKET_CHECKPOINT).await? {
+                return Ok(TicketExportFrom::Cursor(cursor));
+            }
+            if let Some(from) = cp.export_from_s {
+                return Ok(TicketExportFrom::StartTime(from.min(latest)));
+            }
+        }
+        Ok(TicketExportFrom::StartTime(
+            (ctx.started_at_ms / 1000 - horizon).clamp(0, latest),
+        ))
+    }
+
     async fn put_parts<T: Serialize>(
         &self,
         run_id: &str,
@@ -610,7 +726,7 @@ impl<P: Ports> Reconciler<P> {
     /// Account facts; the link record is read only when the reviewed domain disagrees with
     /// Website (see `facts`).
     async fn facts(&self, account: &Account) -> Result<AccountFacts, RunError> {
-        let facts = account_facts(&self.config, &self.policy, account, None);
+        let facts = AccountFacts::from_account(&self.config, &self.policy, account, None);
         if facts.website_disagrees.is_none() {
             return Ok(facts);
         }
@@ -621,7 +737,7 @@ impl<P: Ports> Reconciler<P> {
             .await?
             .and_then(|r| written_domain(&r.written_salesforce));
         Ok(match written {
-            Some(w) => account_facts(&self.config, &self.policy, account, Some(&w)),
+            Some(w) => AccountFacts::from_account(&self.config, &self.policy, account, Some(&w)),
             None => facts,
         })
     }
@@ -644,6 +760,16 @@ impl<P: Ports> Reconciler<P> {
         drop(organizations);
         let mut diff = builder.accounts();
         let mut names: HashMap<AccountId, String> = HashMap::new();
+
+        // The misattributed tickets the ticket phase kept. A ticket changed while the export
+        // ran can appear twice: the later copy wins.
+        let mut tickets: BTreeMap<u64, TicketFacts> = BTreeMap::new();
+        for n in 0..cp.ticket_parts {
+            let part: Vec<TicketFacts> = self.get_part(ctx.run_id, &format!("tickets-{n}")).await?;
+            tickets.extend(part.into_iter().map(|t| (t.ticket, t)));
+        }
+        diff.add_tickets(tickets.values());
+        drop(tickets);
 
         // What earlier invocations took in.
         for n in 0..cp.account_parts {
@@ -686,7 +812,7 @@ impl<P: Ports> Reconciler<P> {
                 for account in &page {
                     cp.accounts.read += 1;
                     let facts = self.facts(account).await?;
-                    if matters(&facts) {
+                    if facts.matters() {
                         cp.accounts.judged += 1;
                         names.insert(facts.id.clone(), facts.name.clone());
                         kept.push(facts.clone());
@@ -753,9 +879,24 @@ impl<P: Ports> Reconciler<P> {
             // did not read (two orgs sharing an unread account's key) carries the org side's
             // evidence, not the account side's a full run records, and would flip the row's
             // evidence hash (reopening a dismissed row) at every delta: leave it to full runs.
-            findings.retain(|f| {
-                f.accounts.is_empty() || f.accounts.iter().any(|a| names.contains_key(a))
-            });
+            // Tickets: a delta sees only the tickets changed since the last run, so its evidence
+            // is partial; it opens rows for new problems and leaves known ones to full runs.
+            let mut kept = Vec::with_capacity(findings.len());
+            for f in findings {
+                let keep = if f.kind == ExceptionKind::TicketAttributionDrift {
+                    self.stores
+                        .exceptions
+                        .get(&f.fingerprint())
+                        .await?
+                        .is_none()
+                } else {
+                    f.accounts.is_empty() || f.accounts.iter().any(|a| names.contains_key(a))
+                };
+                if keep {
+                    kept.push(f);
+                }
+            }
+            findings = kept;
         }
         let mut rows = RowCounts {
             findings: findings.len() as u64,
@@ -986,6 +1127,7 @@ impl<P: Ports> Reconciler<P> {
             duration_ms: finished - ctx.started_at_ms,
             invocations: cp.invocations,
             orgs: cp.orgs.clone(),
+            tickets: cp.tickets.clone(),
             accounts: cp.accounts.clone(),
             findings_by_kind,
             rows,

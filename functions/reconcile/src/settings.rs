@@ -20,6 +20,9 @@ pub struct ReconcileSettings {
     /// Mirror-only repairs (rename an org, add its reviewed domain) enqueued per run at most;
     /// the rest wait for the next run. Link repairs are never held back.
     pub mirror_repairs_per_run: usize,
+    /// Tickets updated within this many days before a full run are checked for attribution
+    /// (a delta reads those changed since the last run); 0: tickets are not read.
+    pub ticket_horizon_days: u32,
     /// Report lines kept in the run summary (all of them are logged).
     pub report_sample: usize,
     /// Organization mirror writes and exception upserts in flight at once.
@@ -40,6 +43,7 @@ impl Default for ReconcileSettings {
             reserve_secs: 120,
             commit_every_pages: 50,
             mirror_repairs_per_run: 2000,
+            ticket_horizon_days: 90,
             report_sample: 200,
             store_concurrency: 16,
             zendesk_plan_per_minute: 700,

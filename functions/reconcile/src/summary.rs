@@ -42,6 +42,22 @@ pub struct OrgCounts {
     pub judged: u64,
 }
 
+/// How the ticket phase went (the incremental ticket export since the horizon or the last run).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketCounts {
+    /// Export pages read (at most 1,000 tickets each).
+    pub pages: u64,
+    /// Tickets in them (deleted ones left out).
+    pub read: u64,
+    /// Tickets on an organization with a requester: the ones the rule applies to.
+    pub attributed: u64,
+    /// Requesters whose memberships were listed (their default organization is not the
+    /// ticket's): one call each, the only calls beyond the export pages.
+    pub requesters_looked_up: u64,
+    /// Tickets whose requester does not belong to their organization.
+    pub misattributed: u64,
+}
+
 /// How the account side went.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountCounts {
@@ -99,6 +115,8 @@ pub struct RunSummary {
     /// Invocations the run took (continuations + 1).
     pub invocations: u32,
     pub orgs: OrgCounts,
+    #[serde(default)]
+    pub tickets: TicketCounts,
     pub accounts: AccountCounts,
     pub findings_by_kind: BTreeMap<ExceptionKind, u64>,
     pub rows: RowCounts,
@@ -244,6 +262,7 @@ mod tests {
             duration_ms: 5,
             invocations: 2,
             orgs: OrgCounts::default(),
+            tickets: TicketCounts::default(),
             accounts: AccountCounts::default(),
             findings_by_kind: BTreeMap::from([(ExceptionKind::KeyConflict, 3)]),
             rows: RowCounts {

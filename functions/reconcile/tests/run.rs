@@ -1,10 +1,11 @@
 //! A run against the simulators with in-memory stores: a generated world's findings come out
-//! as its truth says, a run cut into many invocations ends exactly like an uninterrupted one,
-//! and a second run changes nothing.
+//! as its truth says (tickets on the wrong organization included, read at the API call floor),
+//! a run cut into many invocations ends exactly like an uninterrupted one, and a second run
+//! changes nothing.
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use orglink_reconcile::{Limits, MemoryPorts, Mode, ReconcileEvent, Reconciler, RunState, Stores};
 use orglink_shared::aws::{ExceptionFilter, ExceptionRow, ExceptionStatus, ExceptionStore};
@@ -33,6 +34,7 @@ fn by_kind(rows: &[ExceptionRow]) -> BTreeMap<String, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generated_world_gives_its_truth_and_checkpoints_change_nothing() {
     let (scenario, truth) = generated(900, 11);
+    let ticket_floor = TicketFloor::of(&scenario.zendesk);
     let world = World::serve(scenario).await;
 
     let whole = world.reconciler(Stores::memory(), roomy_budget()).await;
@@ -69,9 +71,67 @@ async fn a_generated_world_gives_its_truth_and_checkpoints_change_nothing() {
     // And the rows by kind are the truth's, except what only the worker reports.
     let mut expected = truth.totals.findings.clone();
     expected.remove("write_back_blocked");
-    expected.remove("ticket_attribution_drift");
     expected.retain(|_, n| *n > 0);
+    assert!(
+        expected
+            .get("ticket_attribution_drift")
+            .is_some_and(|n| *n > 0)
+    );
     assert_eq!(by_kind(&rows), expected.into_iter().collect());
+
+    // Each org with tickets on it from outside: its row counts and names them as the truth does.
+    for t in &truth.ticket_attribution {
+        let row = rows
+            .iter()
+            .find(|r| {
+                r.kind().as_str() == "ticket_attribution_drift"
+                    && r.finding.orgs.iter().any(|o| o.get() == t.org)
+            })
+            .unwrap_or_else(|| panic!("no ticket row for org {}", t.org));
+        let evidence = |k: &str| {
+            row.finding
+                .evidence
+                .get(k)
+                .map(<[String]>::to_vec)
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            evidence("misattributed_tickets"),
+            vec![t.misattributed_tickets.to_string()]
+        );
+        let mut tickets: Vec<String> = t.tickets.iter().map(u64::to_string).collect();
+        tickets.sort();
+        let mut seen = evidence("tickets");
+        seen.sort();
+        assert_eq!(seen, tickets);
+        assert_eq!(
+            row.finding.accounts.first().map(|a| a.to_string()),
+            t.account.clone()
+        );
+    }
+    // The tickets cost the floor: one export page per 1,000 tickets, and one membership
+    // listing per requester whose default organization is not the ticket's.
+    let calls = |s: &orglink_reconcile::RunSummary, e: &str| {
+        s.api_calls_by_endpoint.get(e).copied().unwrap_or(0)
+    };
+    assert_eq!(one.summary.tickets.read, ticket_floor.tickets);
+    assert_eq!(
+        calls(&one.summary, "zendesk/zd.ticket_export"),
+        ticket_floor.export_pages
+    );
+    assert_eq!(
+        calls(&one.summary, "zendesk/zd.user_memberships"),
+        ticket_floor.requesters_to_look_up
+    );
+    assert_eq!(calls(&one.summary, "zendesk/zd.user_show_many"), 0);
+    assert_eq!(
+        one.summary.tickets.misattributed,
+        truth
+            .ticket_attribution
+            .iter()
+            .map(|t| t.misattributed_tickets)
+            .sum::<u64>()
+    );
 
     // The same run cut into one page per invocation ends the same.
     let cut = world.reconciler(Stores::memory(), roomy_budget()).await;
@@ -91,6 +151,7 @@ async fn a_generated_world_gives_its_truth_and_checkpoints_change_nothing() {
     assert_eq!(one.summary.repairs, two.summary.repairs);
     assert_eq!(one.summary.findings_by_kind, two.summary.findings_by_kind);
     assert_eq!(one.summary.accounts, two.summary.accounts);
+    assert_eq!(one.summary.tickets, two.summary.tickets);
     assert_eq!(one.summary.orgs.seen, two.summary.orgs.seen);
     assert_eq!(one.summary.orgs.judged, two.summary.orgs.judged);
     // Nothing is read twice: the same listing pages; the account query costs at most one
@@ -191,4 +252,36 @@ async fn a_delta_reads_changes_since_the_last_run_and_never_auto_resolves() {
         delta.metrics[0].contains("\"Mode\":\"delta\"")
             && delta.metrics[0].contains("\"ReconcileCompleted\":1")
     );
+}
+
+/// What reading a world's tickets must cost at least, from the scenario itself.
+struct TicketFloor {
+    tickets: u64,
+    export_pages: u64,
+    requesters_to_look_up: u64,
+}
+
+impl TicketFloor {
+    fn of(zendesk: &orglink_sandbox::scenario::ZendeskSeed) -> TicketFloor {
+        let id = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+        let default_org: HashMap<u64, Option<u64>> = zendesk
+            .users
+            .iter()
+            .filter_map(|u| Some((id(u, "id")?, id(u, "organization_id"))))
+            .collect();
+        let mut look_up = BTreeSet::new();
+        for t in &zendesk.tickets {
+            if let (Some(org), Some(requester)) = (id(t, "organization_id"), id(t, "requester_id"))
+                && default_org.get(&requester).copied().flatten() != Some(org)
+            {
+                look_up.insert(requester);
+            }
+        }
+        let tickets = zendesk.tickets.len() as u64;
+        TicketFloor {
+            tickets,
+            export_pages: tickets.div_ceil(1000).max(1),
+            requesters_to_look_up: look_up.len() as u64,
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The Zendesk Support client for organizations: show, show_many (ids and external_ids),
 //! search, cursor listing, the incremental export, create / create_or_update / update, bulk
-//! jobs with per-item results, and the organization fields and webhooks setup needs.
+//! jobs with per-item results, and the organization fields and webhooks setup needs; the
+//! incremental ticket export and requesters' memberships for ticket attribution (`tickets`).
 //!
 //! Every request goes through the shared executor (`crate::http`): rate budget (account limit
 //! and the per-endpoint limits), retry discipline, failure classification and call counts.
@@ -8,6 +9,7 @@
 pub mod candidates;
 mod jobs;
 mod orgs;
+mod tickets;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +29,7 @@ use crate::model::Organization;
 
 pub use jobs::{JobItem, JobItemError, JobOutcome};
 pub use orgs::org_from_json;
+pub use tickets::{TicketExportFrom, TicketPage, TicketRecord};
 
 /// show_many, create_many and update_many take at most 100 items.
 pub const MANY_LIMIT: usize = 100;

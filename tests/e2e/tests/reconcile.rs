@@ -2,9 +2,9 @@
 //! (`orglink_reconcile::aws::from_aws`: DynamoDB mirror, exceptions, runs and scratch, SQS
 //! repairs, the shared rate budget, the credentials secret):
 //!
-//! - a hand-built linked world with one of each injected drift gives exactly one row of the
-//!   right kind per drift (or the safe repair, where the contract says orglink fixes it), and
-//!   nothing for the clean account;
+//! - a hand-built linked world with one of each injected drift (a ticket on the wrong
+//!   organization among them) gives exactly one row of the right kind per drift (or the safe
+//!   repair, where the contract says orglink fixes it), and nothing for the clean account;
 //! - a second run changes nothing; fixing a cause auto-resolves its row on the next full run;
 //!   a run stopped by the Salesforce reserve auto-resolves nothing;
 //! - the review flow: resolving needs who, why and an offered action; the action flows back as
@@ -48,6 +48,20 @@ fn org(id_: u64, name: &str, key: Option<String>, domains: &[&str]) -> Value {
            "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z"})
 }
 
+/// A ticket updated `days_ago` days before now (the run reads the last 90 days of tickets).
+fn ticket(id_: u64, org: u64, requester: u64, days_ago: i64) -> Value {
+    let at = time::OffsetDateTime::now_utc() - time::Duration::days(days_ago);
+    let at = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    json!({"id": id_, "subject": "Help", "status": "open", "requester_id": requester,
+           "submitter_id": requester, "organization_id": org, "created_at": at, "updated_at": at})
+}
+
+fn user(id_: u64, email: &str, org: u64) -> Value {
+    json!({"id": id_, "name": email, "email": email, "role": "end-user", "organization_id": org})
+}
+
 /// A linked world with one drift each (see the module docs). Returns the scenario.
 fn drift_world() -> Value {
     let mut loser = account(
@@ -82,6 +96,8 @@ fn drift_world() -> Value {
             // 11, 12: a person added 11's domain to 12's org.
             account(11, "Juliet BV", "juliet.com", Some("juliet.com"), Some(112)),
             account(12, "Kilo NV", "kilo.com", Some("kilo.com"), Some(113)),
+            // 13: a ticket on its org was raised by a member of Alpha's org only.
+            account(13, "Lima Corp", "lima.com", Some("lima.com"), Some(114)),
         ]},
         "zendesk": {"organizations": [
             org(101, "Alpha Corp", Some(id(1)), &["alpha.com"]),
@@ -95,7 +111,10 @@ fn drift_world() -> Value {
             org(111, "India Corp (copy)", Some(id(10)), &[]),
             org(112, "Juliet BV", Some(id(11)), &["juliet.com"]),
             org(113, "Kilo NV", Some(id(12)), &["kilo.com", "juliet.com"]),
-        ]}
+            org(114, "Lima Corp", Some(id(13)), &["lima.com"]),
+        ],
+        "users": [user(501, "ann@alpha.com", 101), user(502, "lee@lima.com", 114)],
+        "tickets": [ticket(9001, 114, 502, 3), ticket(9002, 114, 501, 2), ticket(9003, 101, 501, 2)]}
     })
 }
 
@@ -265,7 +284,38 @@ async fn injected_drifts_are_found_once_and_fixed_causes_auto_resolve() {
         "a domain added by hand"
     );
     assert_eq!(naming(&rows, 12), [DomainCollision]);
-    assert_eq!(rows.len(), 5, "{rows:#?}");
+    assert_eq!(
+        naming(&rows, 13),
+        [TicketAttributionDrift],
+        "a ticket on the wrong org"
+    );
+    assert_eq!(rows.len(), 6, "{rows:#?}");
+    let tickets = rows
+        .iter()
+        .find(|r| r.kind() == TicketAttributionDrift)
+        .unwrap();
+    assert_eq!(
+        tickets
+            .finding
+            .orgs
+            .iter()
+            .map(|o| o.get())
+            .collect::<Vec<_>>(),
+        [114]
+    );
+    for (name, value) in [
+        ("misattributed_tickets", "1"),
+        ("tickets", "9002"),
+        ("requesters", "501"),
+    ] {
+        assert_eq!(
+            tickets.finding.evidence.get(name),
+            Some(&[value.to_string()][..]),
+            "{name}"
+        );
+    }
+    assert_eq!(first.summary.tickets.read, 3);
+    assert_eq!(first.summary.tickets.requesters_looked_up, 1);
     let dup = rows
         .iter()
         .find(|r| r.kind() == DuplicateExternalId)
@@ -344,7 +394,8 @@ async fn injected_drifts_are_found_once_and_fixed_causes_auto_resolve() {
     );
     assert!(again.iter().all(|r| r.times_seen == 2));
 
-    // Fix two causes in Zendesk: the copy loses the key, the hand-added domain goes.
+    // Fix three causes in Zendesk: the copy loses the key, the hand-added domain goes, the
+    // ticket moves to its requester's organization.
     let mut fixed = world.clone();
     for o in fixed["zendesk"]["organizations"].as_array_mut().unwrap() {
         match o["id"].as_u64() {
@@ -353,12 +404,14 @@ async fn injected_drifts_are_found_once_and_fixed_causes_auto_resolve() {
             _ => {}
         }
     }
+    fixed["zendesk"]["tickets"][1] = ticket(9002, 101, 501, 1);
     fx.serve(&fixed).await;
     let third = fx.full().await;
-    assert_eq!(third.summary.rows.auto_resolved, 2);
+    assert_eq!(third.summary.rows.auto_resolved, 3);
     let after = open_rows(&r).await;
     assert_eq!(naming(&after, 10), []);
     assert_eq!(naming(&after, 11), []);
+    assert_eq!(naming(&after, 13), []);
     assert_eq!(naming(&after, 4), [DomainDrift]);
     let resolved = r
         .stores
@@ -366,7 +419,7 @@ async fn injected_drifts_are_found_once_and_fixed_causes_auto_resolve() {
         .list(&ExceptionFilter::status(ExceptionStatus::AutoResolved))
         .await
         .unwrap();
-    assert_eq!(resolved.len(), 2);
+    assert_eq!(resolved.len(), 3);
     assert!(
         resolved
             .iter()

@@ -1150,6 +1150,9 @@ async fn ticket_show(State(zd): Z, Path(id): Path<String>) -> ApiResult {
 }
 
 /// `/api/v2/incremental/tickets/cursor?start_time=` or `?cursor=`: tickets by (updated_at, id).
+/// `include=users` sideloads the page's requesters and submitters; `exclude_deleted=true` leaves
+/// out tickets with status `deleted`; a `start_time` within the last minute is refused (the
+/// `incremental_min_age_secs` switch), as for the organization export.
 async fn ticket_incremental(State(zd): Z, Query(q): Params, headers: HeaderMap) -> ApiResult {
     let base = base_url(&headers);
     let per_page: usize = q
@@ -1171,8 +1174,16 @@ async fn ticket_incremental(State(zd): Z, Query(q): Params, headers: HeaderMap) 
             .ok_or_else(|| {
                 ApiError::bad_request("InvalidValue", "start_time or cursor is required")
             })?;
+        let min_age = zd.switches().incremental_min_age_secs;
+        if start > now_unix() - min_age {
+            return Err(ApiError::bad_request(
+                "InvalidValue",
+                format!("Too recent start_time. Use a start_time older than {min_age} seconds"),
+            ));
+        }
         (start, 0)
     };
+    let exclude_deleted = q.get("exclude_deleted").is_some_and(|v| v == "true");
     let w = zd.world.read().expect("world lock");
     let mut keyed: Vec<((i64, u64), &Value)> = w
         .tickets
@@ -1184,6 +1195,9 @@ async fn ticket_incremental(State(zd): Z, Query(q): Params, headers: HeaderMap) 
                 .and_then(parse_time)
                 .unwrap_or(0);
             ((at, *id), t)
+        })
+        .filter(|(_, t)| {
+            !(exclude_deleted && t.get("status").and_then(Value::as_str) == Some("deleted"))
         })
         .filter(|(k, _)| {
             if q.contains_key("cursor") {
@@ -1199,15 +1213,27 @@ async fn ticket_incremental(State(zd): Z, Query(q): Params, headers: HeaderMap) 
     let last = keyed.last().map(|(k, _)| *k).unwrap_or(after);
     let cursor = b64(&format!("t:{}:{}", last.0, last.1));
     let tickets: Vec<&Value> = keyed.iter().map(|(_, t)| *t).collect();
-    json_ok(
-        StatusCode::OK,
-        json!({
+    let sideloads_users = q
+        .get("include")
+        .is_some_and(|i| i.split(',').any(|s| s.trim() == "users"));
+    let users: Option<Vec<&Value>> = sideloads_users.then(|| {
+        let ids: std::collections::BTreeSet<u64> = tickets
+            .iter()
+            .flat_map(|t| [field_u64(t, "requester_id"), field_u64(t, "submitter_id")])
+            .flatten()
+            .collect();
+        ids.iter().filter_map(|id| w.users.get(id)).collect()
+    });
+    let mut body = json!({
             "tickets": tickets,
             "after_cursor": cursor,
             "after_url": format!("{base}/api/v2/incremental/tickets/cursor.json?cursor={cursor}"),
             "before_cursor": null,
             "before_url": null,
             "end_of_stream": !more,
-        }),
-    )
+    });
+    if let Some(users) = users {
+        body["users"] = json!(users);
+    }
+    json_ok(StatusCode::OK, body)
 }
