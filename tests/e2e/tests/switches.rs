@@ -703,15 +703,19 @@ async fn backfill_promise_holds(label: &str, sf_switches: Value, zd_switches: Va
         &progress,
         Settings::default(),
     );
-    let before = snapshot::read(
-        &sf,
-        &zdc,
-        config.write_back().fields(),
-        &Progress::hidden(),
-        |_| {},
-    )
-    .await
-    .unwrap();
+    // Both systems as they are now, read through the APIs.
+    let read = || async {
+        snapshot::read(
+            &sf,
+            &zdc,
+            config.write_back().fields(),
+            &Progress::hidden(),
+            |_| {},
+        )
+        .await
+        .expect("read both systems")
+    };
+    let before = read().await;
     let file = bf.plan().await.expect("the plan").into_file();
     let creates: Vec<String> = file
         .plan
@@ -789,15 +793,7 @@ async fn backfill_promise_holds(label: &str, sf_switches: Value, zd_switches: Va
         "{label}"
     );
 
-    let after = snapshot::read(
-        &sf,
-        &zdc,
-        config.write_back().fields(),
-        &Progress::hidden(),
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let after = read().await;
     let orgs_before: BTreeSet<u64> = before.orgs.iter().map(|o| o.id.get()).collect();
     let mut keyed_to: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for o in &after.orgs {
