@@ -285,3 +285,70 @@ impl TicketFloor {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_export_cut_into_invocations_ends_like_an_uninterrupted_one() {
+    // One linked account; 2,100 tickets on its org (three export pages), 7 of them raised by a
+    // requester in no organization.
+    let account = orglink_sandbox::salesforce::ids::generate("001", 1);
+    let ticket = |id: u64, requester: u64| {
+        serde_json::json!({"id": id, "status": "open", "requester_id": requester,
+            "organization_id": 500, "created_at": "2025-01-01T00:00:00Z",
+            "updated_at": format!("2025-01-{:02}T00:00:00Z", 1 + id % 28)})
+    };
+    let tickets: Vec<serde_json::Value> = (1..=2100u64)
+        .map(|i| ticket(i, if i % 300 == 0 { 61 } else { 60 }))
+        .collect();
+    let scenario: orglink_sandbox::scenario::Scenario = serde_json::from_value(serde_json::json!({
+        "salesforce": {"accounts": [{"Id": account, "Name": "Acme", "Website": "acme.com",
+            "Type": "Customer - Direct", "Zendesk_Domain__c": "acme.com",
+            "Zendesk_Org_ID__c": "500", "Zendesk_Sync_Status__c": "Linked"}]},
+        "zendesk": {
+            "organizations": [{"id": 500, "name": "Acme", "external_id": account,
+                               "domain_names": ["acme.com"]}],
+            "users": [{"id": 60, "name": "In", "email": "in@acme.com", "organization_id": 500},
+                      {"id": 61, "name": "Out", "email": "out@else.com", "organization_id": null}],
+            "tickets": tickets}
+    }))
+    .unwrap();
+    let world = World::serve(scenario).await;
+    let whole = world.reconciler(Stores::memory(), roomy_budget()).await;
+    let one = whole
+        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::none())
+        .await
+        .unwrap();
+    let cut = world.reconciler(Stores::memory(), roomy_budget()).await;
+    let two = cut
+        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::pages(1))
+        .await
+        .unwrap();
+    assert_eq!(one.summary.tickets.pages, 3);
+    assert_eq!(one.summary.tickets.misattributed, 7);
+    assert!(two.summary.invocations >= 4, "{}", two.summary.invocations);
+    // Memberships are remembered within an invocation only: a requester seen again after a
+    // hand-over is looked up again (at most once per invocation).
+    let (t1, t2) = (&one.summary.tickets, &two.summary.tickets);
+    assert_eq!(
+        (t1.pages, t1.read, t1.attributed, t1.misattributed),
+        (t2.pages, t2.read, t2.attributed, t2.misattributed)
+    );
+    assert_eq!(t1.requesters_looked_up, 1);
+    assert!(
+        (1..=u64::from(two.summary.invocations)).contains(&t2.requesters_looked_up),
+        "{t2:?}"
+    );
+    let (a, b) = (open_rows(&whole).await, open_rows(&cut).await);
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(
+        a[0].finding.evidence.get("misattributed_tickets"),
+        Some(&["7".to_string()][..])
+    );
+    assert_eq!(
+        a.iter()
+            .map(|r| (&r.fingerprint, &r.evidence_hash))
+            .collect::<Vec<_>>(),
+        b.iter()
+            .map(|r| (&r.fingerprint, &r.evidence_hash))
+            .collect::<Vec<_>>()
+    );
+}
