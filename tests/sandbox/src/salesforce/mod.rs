@@ -8,15 +8,18 @@
 //! - `GET|PATCH /services/data/vXX.X/sobjects/{Account|Opportunity|User}/{id}`.
 //! - `PATCH /services/data/vXX.X/composite/sobjects` (sObject Collections update, ≤ 200).
 //! - `GET /services/data/` (versions) and `GET /services/data/vXX.X/limits`.
+//! - `GET /services/data/vXX.X/sobjects/{Account|Opportunity|User}/describe`: the object's
+//!   fields as the running user sees them (`updateable` from its field-level security).
 //! - The setup objects an admin tool reads through `query`: `PermissionSet`,
 //!   `PermissionSetAssignment`, `ObjectPermissions`, `FieldPermissions`, filled with the
 //!   integration user's rights (the `integration_user_*` switches; by default what
-//!   infra/salesforce's `Orglink_Integration` permission set grants).
+//!   infra/salesforce's `Orglink_Integration` permission set grants). Readable only with
+//!   `integration_user_view_setup` (off by default, as for a real integration user).
 //!
 //! Every `/services/data/vXX.X/` response carries `Sforce-Limit-Info: api-usage=N/M`.
 //! Endpoint names (call counts, fault plans): `sf.token`, `sf.versions`, `sf.limits`,
 //! `sf.query`, `sf.query_all`, `sf.query_more`, `sf.sobject_get`, `sf.sobject_patch`,
-//! `sf.composite`.
+//! `sf.composite`, `sf.describe`.
 //!
 //! Admin API under `/_sandbox/`: `scenario`, `reset`, `state`, `calls`, `writes`, `faults`,
 //! `faults/report`, `switches` (see [`Switches`]).
@@ -188,6 +191,13 @@ pub struct Switches {
     pub integration_user_account_edit: bool,
     /// Link fields the integration user may read but not edit (field permissions).
     pub integration_user_uneditable_fields: Vec<String>,
+    /// The integration user has View Setup and Configuration. Off (the default, like a real
+    /// integration user), queries of the setup objects answer `INVALID_TYPE` as a real org
+    /// does for a user without it.
+    pub integration_user_view_setup: bool,
+    /// Account fields absent for the integration user: not deployed, or hidden by field-level
+    /// security. Describe omits them and queries naming them answer `INVALID_FIELD`.
+    pub integration_user_hidden_fields: Vec<String>,
 }
 
 impl Default for Switches {
@@ -213,6 +223,8 @@ impl Default for Switches {
             integration_user_view_all_data: false,
             integration_user_account_edit: true,
             integration_user_uneditable_fields: Vec::new(),
+            integration_user_view_setup: false,
+            integration_user_hidden_fields: Vec::new(),
         }
     }
 }
@@ -362,6 +374,8 @@ impl Sim {
                 account_edit: s.integration_user_account_edit,
                 view_all_data: s.integration_user_view_all_data,
                 uneditable_fields: s.integration_user_uneditable_fields.clone(),
+                view_setup: s.integration_user_view_setup,
+                hidden_fields: s.integration_user_hidden_fields.clone(),
             },
         );
     }
@@ -568,6 +582,14 @@ fn router(sim: Arc<Sim>) -> Router {
         .route(&format!("{data}/queryAll/"), get(query_all))
         .route(&format!("{data}/query/{{locator}}"), get(query_more))
         .route(&format!("{data}/queryAll/{{locator}}"), get(query_more))
+        .route(
+            &format!("{data}/sobjects/{{object}}/describe"),
+            get(describe),
+        )
+        .route(
+            &format!("{data}/sobjects/{{object}}/describe/"),
+            get(describe),
+        )
         .route(
             &format!("{data}/sobjects/{{object}}/{{id}}"),
             get(sobject_get).patch(sobject_patch).post(sobject_post),
@@ -901,6 +923,27 @@ fn record_path(object: &str, id: &str) -> Result<(Object, String), ApiError> {
         ));
     }
     Ok((object, store::parse_record_id(object, id)?))
+}
+
+/// `GET sobjects/{object}/describe`: what the running user may do with the object and its
+/// fields (the subset of Salesforce's DescribeSObjectResult orglink reads, in its shape).
+async fn describe(
+    State(sim): Sh,
+    Path((version, object)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    sim.api("sf.describe", &headers, &version, |sim| {
+        let Some(object) = Object::parse(&object) else {
+            return error_response(&ApiError::new(
+                404,
+                "NOT_FOUND",
+                "The requested resource does not exist",
+            ));
+        };
+        let edit = lock(&sim.switches).integration_user_account_edit;
+        json_response(StatusCode::OK, sim.read().describe(object, &version, edit))
+    })
+    .await
 }
 
 async fn sobject_get(

@@ -52,6 +52,17 @@ impl Object {
         }
     }
 
+    /// The setup objects: queryable only with View Setup and Configuration (Summer '20).
+    pub fn is_setup(self) -> bool {
+        matches!(
+            self,
+            Object::PermissionSet
+                | Object::PermissionSetAssignment
+                | Object::ObjectPermissions
+                | Object::FieldPermissions
+        )
+    }
+
     /// SOQL and URLs name objects case-insensitively.
     pub fn parse(name: &str) -> Option<Object> {
         Object::ALL
@@ -225,6 +236,7 @@ static PERMISSION_SET: &[FieldDef] = &[
     ro("PermissionsApiEnabled", T::Boolean),
     ro("PermissionsViewAllData", T::Boolean),
     ro("PermissionsModifyAllData", T::Boolean),
+    ro("PermissionsViewSetup", T::Boolean),
     ro("SystemModstamp", T::DateTime),
 ];
 

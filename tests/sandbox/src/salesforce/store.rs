@@ -198,6 +198,20 @@ impl Table {
     }
 }
 
+/// The describe `type` of a field type (Salesforce's names).
+fn describe_type(ty: FieldType) -> &'static str {
+    match ty {
+        FieldType::Id => "id",
+        FieldType::Reference => "reference",
+        FieldType::String => "string",
+        FieldType::Picklist => "picklist",
+        FieldType::Boolean => "boolean",
+        FieldType::Number => "double",
+        FieldType::Date => "date",
+        FieldType::DateTime => "datetime",
+    }
+}
+
 fn is_deleted(row: &Map<String, Value>) -> bool {
     row.get("IsDeleted")
         .and_then(Value::as_bool)
@@ -219,6 +233,10 @@ pub struct IntegrationRights {
     pub view_all_data: bool,
     /// Link fields whose field permission is read-only.
     pub uneditable_fields: Vec<String>,
+    /// View Setup and Configuration: without it the setup objects are not queryable.
+    pub view_setup: bool,
+    /// Account fields the user cannot see (not deployed, or no read access).
+    pub hidden_fields: Vec<String>,
 }
 
 pub struct World {
@@ -230,6 +248,12 @@ pub struct World {
     pub permission_set_assignments: Table,
     pub object_permissions: Table,
     pub field_permissions: Table,
+    /// Whether the running user may query the setup objects (View Setup and Configuration).
+    setup_readable: bool,
+    /// Account fields the running user cannot see: absent from describe and queries.
+    hidden_account_fields: Vec<String>,
+    /// Account fields the running user may read but not edit (describe's `updateable`).
+    uneditable_account_fields: Vec<String>,
     next_id: u64,
     last_stamp: OffsetDateTime,
 }
@@ -244,6 +268,9 @@ impl World {
             permission_set_assignments: Table::new(Object::PermissionSetAssignment),
             object_permissions: Table::new(Object::ObjectPermissions),
             field_permissions: Table::new(Object::FieldPermissions),
+            setup_readable: false,
+            hidden_account_fields: Vec::new(),
+            uneditable_account_fields: Vec::new(),
             next_id: 1,
             last_stamp: OffsetDateTime::UNIX_EPOCH,
         }
@@ -423,6 +450,9 @@ impl World {
     /// four link fields) — less what `rights` takes away.
     pub fn grant_integration_user(&mut self, user_id: &str, rights: &IntegrationRights) {
         let stamp = soql::format_datetime(self.next_stamp());
+        self.setup_readable = rights.view_setup;
+        self.hidden_account_fields = rights.hidden_fields.clone();
+        self.uneditable_account_fields = rights.uneditable_fields.clone();
         for object in [
             Object::PermissionSet,
             Object::PermissionSetAssignment,
@@ -449,14 +479,15 @@ impl World {
             json!({"Name": "X00eSB0000000001", "Label": "Minimum Access - API Only Integrations",
                 "IsOwnedByProfile": true, "ProfileId": ids::generate("00e", 1),
                 "PermissionsApiEnabled": true, "PermissionsViewAllData": rights.view_all_data,
-                "PermissionsModifyAllData": false}),
+                "PermissionsModifyAllData": false, "PermissionsViewSetup": rights.view_setup}),
         );
         let orglink = put(
             self,
             Object::PermissionSet,
             json!({"Name": "Orglink_Integration", "Label": "orglink Integration",
                 "IsOwnedByProfile": false, "ProfileId": null, "PermissionsApiEnabled": true,
-                "PermissionsViewAllData": false, "PermissionsModifyAllData": false}),
+                "PermissionsViewAllData": false, "PermissionsModifyAllData": false,
+                "PermissionsViewSetup": false}),
         );
         for set in [&profile, &orglink] {
             put(
@@ -583,8 +614,84 @@ impl World {
         self.run(text, &q, all_rows)
     }
 
+    /// Whether the running user sees `object` at all: a real org answers a query of a setup
+    /// object from a user without View Setup and Configuration as if the type did not exist.
+    fn visible(&self, object: Object) -> bool {
+        self.setup_readable || !object.is_setup()
+    }
+
+    /// Whether the running user sees `object.field` (field-level security, or not deployed).
+    fn field_visible(&self, object: Object, field: &str) -> bool {
+        object != Object::Account
+            || !self
+                .hidden_account_fields
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(field))
+    }
+
+    /// `GET sobjects/{object}/describe` as the running user sees it: fields it cannot see are
+    /// absent; `updateable` is its field-level security (the link fields named
+    /// read-only are not), the object's `updateable` its Edit permission.
+    pub fn describe(&self, object: Object, version: &str, object_edit: bool) -> Value {
+        let table = self.table(object);
+        let uneditable = |name: &str| {
+            object == Object::Account
+                && self
+                    .uneditable_account_fields
+                    .iter()
+                    .any(|u| u.eq_ignore_ascii_case(name))
+        };
+        let fields: Vec<Value> = table
+            .all_fields()
+            .into_iter()
+            .filter(|name| self.field_visible(object, name))
+            .filter_map(|name| {
+                let (_, ty) = table.field(&name)?;
+                let def = table.def(&name);
+                let read_only = def.is_some_and(|d| d.read_only);
+                let max_len = def.and_then(|d| d.max_len);
+                Some((name, ty, read_only, max_len))
+            })
+            .map(|(name, ty, read_only, max_len)| {
+                let name = name.as_str();
+                let custom = name.ends_with("__c");
+                json!({
+                    "name": name,
+                    "label": name.trim_end_matches("__c").replace('_', " "),
+                    "type": describe_type(ty),
+                    "length": max_len.unwrap_or(0),
+                    "custom": custom,
+                    "nillable": !matches!(ty, FieldType::Id | FieldType::Boolean),
+                    "createable": !read_only,
+                    "updateable": !read_only && !uneditable(name),
+                    "externalId": name == ORG_ID_FIELD,
+                    "unique": name == ORG_ID_FIELD,
+                    "permissionable": custom,
+                })
+            })
+            .collect();
+        let name = object.name();
+        json!({
+            "name": name,
+            "label": name,
+            "keyPrefix": object.key_prefix(),
+            "custom": false,
+            "queryable": true,
+            "retrieveable": true,
+            "createable": object_edit && object == Object::Account,
+            "updateable": object_edit && object == Object::Account,
+            "deletable": false,
+            "fields": fields,
+            "urls": {
+                "sobject": format!("/services/data/{version}/sobjects/{name}"),
+                "describe": format!("/services/data/{version}/sobjects/{name}/describe"),
+                "rowTemplate": format!("/services/data/{version}/sobjects/{name}/{{ID}}"),
+            },
+        })
+    }
+
     fn run(&self, text: &str, q: &soql::Query, all_rows: bool) -> Result<QueryResult, ApiError> {
-        let object = Object::parse(&q.from).ok_or_else(|| {
+        let object = Object::parse(&q.from).filter(|o| self.visible(*o)).ok_or_else(|| {
             let offset = text.to_lowercase().find(&q.from.to_lowercase()).unwrap_or(0);
             ApiError::new(
                 400,
@@ -694,6 +801,7 @@ impl World {
                 let (name, ty) = self
                     .table(object)
                     .field(name)
+                    .filter(|(n, _)| self.field_visible(object, n))
                     .ok_or_else(|| invalid(object.name(), name))?;
                 Ok(Bound {
                     via: None,
@@ -718,6 +826,7 @@ impl World {
                 let (name, ty) = self
                     .table(target)
                     .field(name)
+                    .filter(|(n, _)| self.field_visible(target, n))
                     .ok_or_else(|| invalid(target.name(), name))?;
                 let rel_name = ref_field.trim_end_matches("Id").to_string();
                 Ok(Bound {
@@ -1368,6 +1477,83 @@ fn check_value(name: &str, ty: FieldType, value: &Value) -> Result<Value, ApiErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The integration user's rights as the switches' defaults give them, patched by `f`.
+    fn rights(f: impl FnOnce(&mut IntegrationRights)) -> IntegrationRights {
+        let mut r = IntegrationRights {
+            account_view_all: true,
+            account_edit: true,
+            view_all_data: false,
+            uneditable_fields: Vec::new(),
+            view_setup: false,
+            hidden_fields: Vec::new(),
+        };
+        f(&mut r);
+        r
+    }
+
+    #[test]
+    fn setup_objects_need_view_setup_and_describe_reports_field_security() {
+        let mut w = world();
+        let user = "005SB0000000001";
+        w.grant_integration_user(
+            user,
+            &rights(|r| {
+                r.uneditable_fields = vec!["zendesk_domain__c".into()];
+                r.hidden_fields = vec!["Last_Zendesk_Sync_At__c".into()];
+            }),
+        );
+        for object in [
+            "PermissionSet",
+            "PermissionSetAssignment",
+            "FieldPermissions",
+        ] {
+            let Err(e) = w.query(&format!("SELECT Id FROM {object}"), false) else {
+                panic!("{object} answered without View Setup");
+            };
+            assert_eq!(
+                (e.status, e.code.as_str()),
+                (400, "INVALID_TYPE"),
+                "{object}"
+            );
+            assert!(e.message.contains("is not supported"), "{}", e.message);
+        }
+        let d = w.describe(Object::Account, "v66.0", true);
+        let field = |name: &str| {
+            d["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["name"] == name)
+                .cloned()
+        };
+        assert_eq!(field("Zendesk_Org_ID__c").unwrap()["updateable"], true);
+        assert_eq!(field("Zendesk_Domain__c").unwrap()["updateable"], false);
+        assert_eq!(field("Id").unwrap()["updateable"], false);
+        assert_eq!(field("Last_Zendesk_Sync_At__c"), None);
+        assert_eq!(d["updateable"], true);
+        let Err(e) = w.query("SELECT Id, Last_Zendesk_Sync_At__c FROM Account", false) else {
+            panic!("a hidden field answered");
+        };
+        assert_eq!(e.code, "INVALID_FIELD");
+        assert!(
+            w.query("SELECT Id, Zendesk_Domain__c FROM Account", false)
+                .is_ok()
+        );
+
+        w.grant_integration_user(user, &rights(|r| r.view_setup = true));
+        let sets = w
+            .query(
+                "SELECT Name, PermissionsViewSetup FROM PermissionSet",
+                false,
+            )
+            .expect("readable with View Setup");
+        assert_eq!(sets.rows.len(), 2);
+        assert!(
+            w.query("SELECT Id, Last_Zendesk_Sync_At__c FROM Account", false)
+                .is_ok()
+        );
+    }
 
     fn world() -> World {
         let seed: SalesforceSeed = serde_json::from_value(json!({
