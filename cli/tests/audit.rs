@@ -157,8 +157,11 @@ fn config_check_passes_on_the_sandbox_and_setup_zendesk_is_idempotent() {
     let env = sandbox_env(&sandbox, &sandbox_config(&dir));
     let check = orglink(&["config", "check"], &env);
     let out = stdout(&check);
-    assert_eq!(check.status.code(), Some(0), "{out}{}", stderr(&check));
-    assert!(out.contains("all checks passed"), "{out}");
+    // 3: nothing failed; View All is unverifiable without View Setup and Configuration, which
+    // the sandbox's integration user lacks like a real one (cli/tests/config_check.rs).
+    assert_eq!(check.status.code(), Some(3), "{out}{}", stderr(&check));
+    assert!(!out.contains("FAIL"), "{out}");
+    assert!(out.contains("no check failed"), "{out}");
     assert!(
         !out.contains("sandbox-zendesk-token") && !out.contains("consumer-secret"),
         "{out}"
