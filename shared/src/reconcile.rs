@@ -25,6 +25,7 @@ mod account;
 mod facts;
 mod index;
 mod org_side;
+mod tickets;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -34,6 +35,8 @@ use crate::domain::Domain;
 use crate::exceptions::{ExceptionKind, Finding, ReportKind, ReportLine};
 use crate::ids::{AccountId, OrgId};
 use crate::model::Organization;
+
+pub use tickets::{DEFAULT_TICKET_HORIZON_DAYS, TicketCounts, horizon_start, latest_copies};
 
 use account::{Outputs, consistent_link, decide, quiet, settle_keyless_links};
 use index::{FxBuild, FxMap, OrgIndex, account_key};

@@ -44,7 +44,8 @@ use orglink_shared::http::{BudgetRefusal, CallLog, System};
 use orglink_shared::ids::{AccountId, OrgId};
 use orglink_shared::model::{Account, Organization};
 use orglink_shared::reconcile::{
-    AccountFacts, DiffBuilder, DiffConfig, Repair, RepairReason, TicketFacts,
+    AccountFacts, DiffBuilder, DiffConfig, Repair, RepairReason, TicketFacts, horizon_start,
+    latest_copies,
 };
 use orglink_shared::salesforce::soql::{Cond, Lit, Op};
 use orglink_shared::salesforce::{SalesforceClient, SalesforceError};
@@ -617,18 +618,11 @@ impl<P: Ports> Reconciler<P> {
         let pages = self.zendesk.ticket_export(from);
         futures_util::pin_mut!(pages);
         while let Some(page) = pages.try_next().await? {
-            let looked_up = memberships.len();
-            let facts = self
-                .zendesk
-                .ticket_attributions(&page, &mut memberships)
-                .await?;
-            cp.tickets.pages += 1;
-            cp.tickets.read += page.tickets.len() as u64;
-            cp.tickets.attributed += facts.len() as u64;
-            cp.tickets.requesters_looked_up += (memberships.len() - looked_up) as u64;
-            let before = kept.len();
-            kept.extend(facts.into_iter().filter(TicketFacts::misattributed));
-            cp.tickets.misattributed += (kept.len() - before) as u64;
+            kept.extend(
+                self.zendesk
+                    .misattributed_tickets(&page, &mut memberships, &mut cp.tickets)
+                    .await?,
+            );
             if page.after_cursor.is_some() {
                 cp.ticket_cursor = page.after_cursor.clone();
             }
@@ -671,7 +665,6 @@ impl<P: Ports> Reconciler<P> {
         ctx: &Ctx<'_>,
         cp: &Checkpoint,
     ) -> Result<TicketExportFrom, RunError> {
-        let horizon = i64::from(self.settings.ticket_horizon_days) * 24 * 3600;
         // The export serves nothing from the last minute.
         let latest = now_ms() / 1000 - 60;
         if ctx.mode == Mode::Delta {
@@ -683,7 +676,7 @@ impl<P: Ports> Reconciler<P> {
             }
         }
         Ok(TicketExportFrom::StartTime(
-            (ctx.started_at_ms / 1000 - horizon).clamp(0, latest),
+            horizon_start(ctx.started_at_ms / 1000, self.settings.ticket_horizon_days).min(latest),
         ))
     }
 
@@ -763,13 +756,12 @@ impl<P: Ports> Reconciler<P> {
 
         // The misattributed tickets the ticket phase kept. A ticket changed while the export
         // ran can appear twice: the later copy wins.
-        let mut tickets: BTreeMap<u64, TicketFacts> = BTreeMap::new();
+        let mut tickets: Vec<TicketFacts> = Vec::new();
         for n in 0..cp.ticket_parts {
             let part: Vec<TicketFacts> = self.get_part(ctx.run_id, &format!("tickets-{n}")).await?;
-            tickets.extend(part.into_iter().map(|t| (t.ticket, t)));
+            tickets.extend(part);
         }
-        diff.add_tickets(tickets.values());
-        drop(tickets);
+        diff.add_tickets(&latest_copies(tickets));
 
         // What earlier invocations took in.
         for n in 0..cp.account_parts {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use orglink_shared::http::BudgetConfig;
+use orglink_shared::reconcile::DEFAULT_TICKET_HORIZON_DAYS;
 use orglink_shared::salesforce::SalesforceConfig;
 use orglink_shared::zendesk::ZendeskConfig;
 
@@ -43,7 +44,7 @@ impl Default for ReconcileSettings {
             reserve_secs: 120,
             commit_every_pages: 50,
             mirror_repairs_per_run: 2000,
-            ticket_horizon_days: 90,
+            ticket_horizon_days: DEFAULT_TICKET_HORIZON_DAYS,
             report_sample: 200,
             store_concurrency: 16,
             zendesk_plan_per_minute: 700,

@@ -42,21 +42,8 @@ pub struct OrgCounts {
     pub judged: u64,
 }
 
-/// How the ticket phase went (the incremental ticket export since the horizon or the last run).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TicketCounts {
-    /// Export pages read (at most 1,000 tickets each).
-    pub pages: u64,
-    /// Tickets in them (deleted ones left out).
-    pub read: u64,
-    /// Tickets on an organization with a requester: the ones the rule applies to.
-    pub attributed: u64,
-    /// Requesters whose memberships were listed (their default organization is not the
-    /// ticket's): one call each, the only calls beyond the export pages.
-    pub requesters_looked_up: u64,
-    /// Tickets whose requester does not belong to their organization.
-    pub misattributed: u64,
-}
+/// How the ticket phase went: the tally `orglink audit` keeps too.
+pub use orglink_shared::reconcile::TicketCounts;
 
 /// How the account side went.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

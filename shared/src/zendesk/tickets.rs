@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::{MANY_LIMIT, ZendeskClient, ZendeskError};
 use crate::ids::OrgId;
-use crate::reconcile::TicketFacts;
+use crate::reconcile::{TicketCounts, TicketFacts};
 
 /// One exported ticket, as far as attribution needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,6 +271,20 @@ impl ZendeskClient {
             });
         }
         Ok(out)
+    }
+
+    /// One export page as the attribution check takes it in: its requesters settled
+    /// ([`Self::ticket_attributions`]), the page counted in `counts`, and only the
+    /// misattributed tickets returned (what reconcile parks and `orglink audit` keeps).
+    pub async fn misattributed_tickets(
+        &self,
+        page: &TicketPage,
+        memberships: &mut HashMap<u64, Vec<OrgId>>,
+        counts: &mut TicketCounts,
+    ) -> Result<Vec<TicketFacts>, ZendeskError> {
+        let looked_up = memberships.len();
+        let facts = self.ticket_attributions(page, memberships).await?;
+        Ok(counts.take_page(page.tickets.len(), facts, memberships.len() - looked_up))
     }
 }
 
