@@ -55,6 +55,10 @@ const PER_KIND: usize = 40;
 const ZENDESK_PER_MINUTE: u32 = 6000;
 const SALESFORCE_PER_MINUTE: u32 = 6000;
 const SF_CLIENT_ID: &str = "orglink-sandbox-consumer-key";
+/// Generated worlds date their tickets before mid-2025, so the audits (`--ticket-days`) and the
+/// reconcile (`ticket_horizon_days`) look back a century to see the planted ticket drift; the
+/// README's quote of the audit is checked with the same window (cli/tests/audit.rs).
+const TICKET_DAYS: &str = "36500";
 const ZD_EMAIL: &str = "admin@example.com";
 
 /// Everything the demo printed, for the canary scan.
@@ -411,8 +415,16 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
     stage(3, "orglink audit (read-only): the world before orglink ran");
     let t = Instant::now();
     let html = out.join("audit.html");
-    let (code, before_table) =
-        orglink.run(&["audit", "--html", &html.display().to_string()], true)?;
+    let (code, before_table) = orglink.run(
+        &[
+            "audit",
+            "--ticket-days",
+            TICKET_DAYS,
+            "--html",
+            &html.display().to_string(),
+        ],
+        true,
+    )?;
     if code == 2 {
         return Err("the audit could not run".into());
     }
@@ -534,6 +546,7 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
         serde_json::json!({
             "zendesk_plan_per_minute": ZENDESK_PER_MINUTE, "zendesk_share_percent": 100,
             "salesforce_per_minute": SALESFORCE_PER_MINUTE,
+            "ticket_horizon_days": TICKET_DAYS.parse::<u32>().expect("a number of days"),
             "zendesk": {"base_url": sandbox.zendesk}
         })
         .to_string(),
@@ -560,6 +573,11 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
         s.rows.new,
         s.repairs.enqueued
     );
+    say!(
+        "tickets: {} read, {} on an organization their requester does not belong to",
+        s.tickets.read,
+        s.tickets.misattributed
+    );
     let rows = reconciler
         .stores
         .exceptions
@@ -575,6 +593,8 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
             "audit",
             "--format",
             "json",
+            "--ticket-days",
+            TICKET_DAYS,
             "--html",
             &after_html.display().to_string(),
         ],
@@ -659,7 +679,11 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
             Some(apply),
         ),
         ("live events", &after_live.since(&before_live), None),
-        ("reconcile", &after_reconcile.since(&after_live), Some(read)),
+        (
+            "reconcile",
+            &after_reconcile.since(&after_live),
+            Some(with_tickets(read, &scenario)),
+        ),
     ]);
     let live_calls = after_live.since(&before_live);
     say!(
@@ -705,6 +729,29 @@ fn read_floor(scenario: &serde_json::Value, plan: &serde_json::Value) -> (u64, u
         accounts.div_ceil(2000) + opportunities.div_ceil(2000),
         orgs.div_ceil(100),
     )
+}
+
+/// A read plus the ticket check's floor (docs/reconcile.md): one export page per 1,000 tickets
+/// and one membership listing per requester whose default organization is not a ticket's.
+fn with_tickets(read: (u64, u64), scenario: &serde_json::Value) -> (u64, u64) {
+    let zd = &scenario["zendesk"];
+    let default_org: BTreeMap<u64, u64> = zd["users"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| Some((u["id"].as_u64()?, u["organization_id"].as_u64()?)))
+        .collect();
+    let tickets = zd["tickets"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let mut looked_up: Vec<u64> = tickets
+        .iter()
+        .filter_map(|t| Some((t["requester_id"].as_u64()?, t["organization_id"].as_u64()?)))
+        .filter(|(requester, org)| default_org.get(requester) != Some(org))
+        .map(|(requester, _)| requester)
+        .collect();
+    looked_up.sort_unstable();
+    looked_up.dedup();
+    let pages = (tickets.len() as u64).div_ceil(1000).max(1);
+    (read.0, read.1 + pages + looked_up.len() as u64)
 }
 
 /// The apply's floor: one read of both systems (it re-checks every account against the

@@ -1,7 +1,9 @@
 //! `orglink audit`: a read-only comparison of Salesforce and Zendesk as they are now, through
 //! the two clients and the pure reconciliation diff. It needs no AWS: it reads every
 //! organization, the accounts that should be linked or hold a link, and reports what the
-//! nightly reconcile would find, without writing anything anywhere.
+//! nightly reconcile would find, without writing anything anywhere. Tickets updated within
+//! `--ticket-days` are checked for attribution as reconcile checks them (the same export, the
+//! same tally, the same diff).
 //!
 //! Output: a summary table (default), `--format json|csv`, and `--html FILE`, a self-contained
 //! report for a support lead. Exit code 1 when critical findings exist (cron and CI can act on
@@ -21,7 +23,11 @@ use orglink_shared::domain::DomainPolicy;
 use orglink_shared::exceptions::{ExceptionKind, Finding, ReportKind, ReportLine, Severity};
 use orglink_shared::ids::{AccountId, OrgId};
 use orglink_shared::model::Account;
-use orglink_shared::reconcile::{AccountFacts, DiffBuilder, DiffConfig, Repair};
+use orglink_shared::reconcile::{
+    AccountFacts, DEFAULT_TICKET_HORIZON_DAYS, DiffBuilder, DiffConfig, Repair, TicketCounts,
+    horizon_start, latest_copies,
+};
+use orglink_shared::zendesk::TicketExportFrom;
 
 use crate::context::{self, Clients, Common, OpsError};
 use crate::html;
@@ -32,6 +38,8 @@ use crate::html;
   orglink audit --format json > audit.json   everything, machine-readable
   orglink audit --format csv > findings.csv  one row per finding and report line
   orglink audit --html audit.html            a report a support lead can open
+  orglink audit --ticket-days 365            check tickets updated in the last year
+  orglink audit --ticket-days 0              organizations and accounts only
 
 Exit codes: 0 no critical findings, 1 critical findings exist, 2 the audit could not run.")]
 pub struct AuditArgs {
@@ -43,6 +51,10 @@ pub struct AuditArgs {
     /// Also write a self-contained HTML report to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Check the attribution of tickets updated in the last N days, as a full reconcile does
+    /// (its `ticket_horizon_days`); 0: tickets are not read.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TICKET_HORIZON_DAYS)]
+    pub ticket_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,12 +99,38 @@ pub struct Totals {
     pub repairs: usize,
     pub salesforce_calls: u64,
     pub zendesk_calls: u64,
+    /// Tickets were read if they were updated in the last `ticket_days` days (0: not read)...
+    pub ticket_days: u32,
+    /// ...that is since this time (RFC 3339; `None` when tickets were not read).
+    pub tickets_since: Option<String>,
+    /// What the ticket read found, counted as reconcile's run summary counts it.
+    pub tickets: TicketCounts,
+}
+
+impl Totals {
+    /// The ticket window in words, `the last 90 days, since 2026-08-26` (`None`: tickets
+    /// were not read).
+    pub fn ticket_window(&self) -> Option<String> {
+        self.tickets_since.as_ref().map(|since| {
+            format!(
+                "the last {} days, since {}",
+                self.ticket_days,
+                since.split('T').next().unwrap_or(since)
+            )
+        })
+    }
 }
 
 pub fn run(args: AuditArgs) -> ExitCode {
     context::run(async move {
         let (config, clients) = context::connect(&args.common).await?;
-        let report = gather(&config, &DomainPolicy::default(), &clients).await?;
+        let report = gather(
+            &config,
+            &DomainPolicy::default(),
+            &clients,
+            args.ticket_days,
+        )
+        .await?;
         if let Some(path) = &args.html {
             std::fs::write(path, html::render(&report)).map_err(OpsError::write(format!(
                 "the HTML report {}",
@@ -126,11 +164,13 @@ pub fn account_facts(config: &Config, policy: &DomainPolicy, account: &Account) 
     AccountFacts::from_account(config, policy, account, None)
 }
 
-/// Reads both systems and runs the diff.
+/// Reads both systems (tickets updated in the last `ticket_days` days too, unless 0) and runs
+/// the diff.
 pub async fn gather(
     config: &Config,
     policy: &DomainPolicy,
     clients: &Clients,
+    ticket_days: u32,
 ) -> Result<AuditReport, OpsError> {
     let mut names = BTreeMap::new();
     // Which account each organization's key names, to count consistent links.
@@ -151,6 +191,28 @@ pub async fn gather(
     };
 
     let mut diff = builder.accounts();
+    if ticket_days > 0 {
+        // As reconcile's ticket phase: each export page's requesters settled (memberships
+        // listed once per requester), counted, and only the misattributed tickets kept.
+        let start = horizon_start(context::now_ms() / 1000, ticket_days);
+        totals.ticket_days = ticket_days;
+        totals.tickets_since = Some(context::format_ms(start * 1000));
+        let mut kept = Vec::new();
+        let mut memberships = HashMap::new();
+        let pages = clients
+            .zendesk
+            .ticket_export(TicketExportFrom::StartTime(start));
+        futures_util::pin_mut!(pages);
+        while let Some(page) = pages.try_next().await? {
+            kept.extend(
+                clients
+                    .zendesk
+                    .misattributed_tickets(&page, &mut memberships, &mut totals.tickets)
+                    .await?,
+            );
+        }
+        diff.add_tickets(&latest_copies(kept));
+    }
     let accounts = clients.salesforce.accounts(None, true);
     futures_util::pin_mut!(accounts);
     while let Some(page) = accounts.try_next().await? {
@@ -275,6 +337,17 @@ fn write_table(out: &mut impl Write, r: &AuditReport) -> std::io::Result<()> {
     )?;
     writeln!(out, "  missing links              {:>8}", t.missing_links)?;
     writeln!(out, "  safe repairs               {:>8}", t.repairs)?;
+    match t.ticket_window() {
+        Some(window) => writeln!(
+            out,
+            "  tickets read               {:>8}  ({window}; {} misattributed)",
+            t.tickets.read, t.tickets.misattributed
+        )?,
+        None => writeln!(
+            out,
+            "  tickets                    not read (--ticket-days 0)"
+        )?,
+    }
     writeln!(
         out,
         "  API calls                  {:>8}  (Salesforce {}, Zendesk {})",

@@ -59,7 +59,11 @@ pub fn render(r: &AuditReport) -> String {
     );
 
     h.push_str("<h2>Totals</h2>\n<table id=\"totals\">\n");
-    let rows: [(&str, &str, String); 15] = [
+    let tickets_read = match t.ticket_window() {
+        Some(window) => format!("Tickets read (updated in {})", escape(&window)),
+        None => "Tickets read (none: --ticket-days 0)".to_string(),
+    };
+    let rows: [(&str, &str, String); 17] = [
         ("accounts", "Accounts read", t.accounts.to_string()),
         (
             "eligible",
@@ -96,6 +100,12 @@ pub fn render(r: &AuditReport) -> String {
             "repairs",
             "Safe repairs reconcile would queue",
             t.repairs.to_string(),
+        ),
+        ("tickets_read", &tickets_read, t.tickets.read.to_string()),
+        (
+            "tickets_misattributed",
+            "Tickets on an organization their requester does not belong to",
+            t.tickets.misattributed.to_string(),
         ),
         (
             "salesforce_calls",

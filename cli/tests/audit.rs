@@ -102,6 +102,149 @@ fn audit_of_a_messy_world_reports_consistently_and_fails_on_critical_findings() 
     assert!(table.contains(&format!("({critical} critical,")), "{table}");
 }
 
+/// Generated worlds date their tickets before mid-2025: a window of a century sees them all.
+const EVERY_TICKET_DAYS: &str = "36500";
+
+/// Zendesk calls by endpoint so far (the sandbox's count, all statuses).
+fn zendesk_calls(sandbox: &Sandbox) -> Value {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        reqwest::get(format!("{}/_sandbox/calls", sandbox.zendesk))
+            .await
+            .expect("the sandbox answers")
+            .json()
+            .await
+            .expect("JSON")
+    })
+}
+
+fn calls_to(calls: &Value, endpoint: &str) -> u64 {
+    calls[endpoint].as_object().map_or(0, |by_status| {
+        by_status.values().filter_map(Value::as_u64).sum()
+    })
+}
+
+#[test]
+fn audit_reports_the_planted_ticket_drift_over_its_window_and_skips_tickets_on_zero() {
+    let dir = scratch("audit-tickets");
+    let scenario = generate(&dir, 400, 11);
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
+    let planted = truth["totals"]["findings"]["ticket_attribution_drift"]
+        .as_u64()
+        .unwrap();
+    let planted_tickets: u64 = truth["ticket_attribution"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["misattributed_tickets"].as_u64().unwrap())
+        .sum();
+    assert!(planted > 0, "the generator plants tickets on the wrong org");
+    let sandbox = Sandbox::start(Some(&scenario)).unwrap_or_else(|e| panic!("{e}"));
+    let env = sandbox_env(&sandbox, &sandbox_config(&dir));
+
+    // --ticket-days 0: no ticket is read, no ticket call is made, no ticket finding.
+    let skipped = orglink(&["audit", "--format", "json", "--ticket-days", "0"], &env);
+    let report: Value = serde_json::from_slice(&skipped.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", stderr(&skipped)));
+    let totals = &report["totals"];
+    assert!(
+        totals["findings_by_kind"]
+            .get("ticket_attribution_drift")
+            .is_none(),
+        "{totals}"
+    );
+    assert_eq!(totals["tickets"]["read"], 0, "{totals}");
+    assert_eq!(totals["tickets_since"], Value::Null);
+    let calls = zendesk_calls(&sandbox);
+    for endpoint in [
+        "zd.incremental_tickets",
+        "zd.user_memberships",
+        "zd.user_show_many",
+    ] {
+        assert_eq!(calls_to(&calls, endpoint), 0, "{endpoint}: {calls}");
+    }
+    let table = stdout(&orglink(&["audit", "--ticket-days", "0"], &env));
+    assert!(table.contains("tickets  "), "{table}");
+    assert!(table.contains("not read (--ticket-days 0)"), "{table}");
+
+    // A window over every ticket: one row per planted org, as the truth says.
+    let html_path = dir.join("audit.html");
+    let run = orglink(
+        &[
+            "audit",
+            "--format",
+            "json",
+            "--ticket-days",
+            EVERY_TICKET_DAYS,
+            "--html",
+            html_path.to_str().unwrap(),
+        ],
+        &env,
+    );
+    let report: Value =
+        serde_json::from_slice(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&run)));
+    let totals = &report["totals"];
+    assert_eq!(
+        totals["findings_by_kind"]["ticket_attribution_drift"], planted,
+        "{totals}"
+    );
+    let rows: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "ticket_attribution_drift")
+        .collect();
+    assert_eq!(rows.len() as u64, planted);
+    let tickets = &totals["tickets"];
+    assert_eq!(tickets["read"], truth["counts"]["tickets"], "{totals}");
+    assert_eq!(tickets["misattributed"], planted_tickets, "{totals}");
+    assert_eq!(totals["ticket_days"], 36500);
+    assert!(
+        totals["tickets_since"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("1970-01-01")),
+        "{totals}"
+    );
+    let calls = zendesk_calls(&sandbox);
+    assert_eq!(
+        calls_to(&calls, "zd.incremental_tickets"),
+        tickets["pages"].as_u64().unwrap(),
+        "one export call per page: {calls}"
+    );
+    assert_eq!(
+        calls_to(&calls, "zd.user_memberships"),
+        tickets["requesters_looked_up"].as_u64().unwrap(),
+        "memberships listed once per requester whose default org is not the ticket's"
+    );
+    let html = std::fs::read_to_string(&html_path).expect("HTML written");
+    assert_eq!(
+        html_total(&html, "tickets_read"),
+        tickets["read"].to_string()
+    );
+    assert_eq!(
+        html_total(&html, "tickets_misattributed"),
+        tickets["misattributed"].to_string()
+    );
+    assert!(html.contains("the last 36500 days, since 1970-01-01"));
+
+    // The table says how many tickets were read and over what window.
+    let table = stdout(&orglink(
+        &["audit", "--ticket-days", EVERY_TICKET_DAYS],
+        &env,
+    ));
+    assert!(
+        table.lines().any(|l| l.starts_with("  tickets read")
+            && l.contains(&tickets["read"].to_string())
+            && l.contains("(the last 36500 days, since 1970-01-01;")
+            && l.contains(&format!("{planted_tickets} misattributed"))),
+        "{table}"
+    );
+}
+
 #[test]
 fn a_clean_world_exits_zero_and_errors_exit_two() {
     let dir = scratch("audit-clean");
@@ -198,7 +341,8 @@ fn config_check_passes_on_the_sandbox_and_setup_zendesk_is_idempotent() {
 }
 
 /// The README quotes the demo's audit output: the quoted lines must be what the demo's world
-/// (2,000 accounts, seed 42, as `make demo` generates it) really prints.
+/// (2,000 accounts, seed 42, as `make demo` generates it) really prints, with the demo's ticket
+/// window (cli/examples/demo.rs `TICKET_DAYS`).
 #[test]
 fn the_readme_quotes_what_the_demo_prints() {
     let readme = std::fs::read_to_string(orglink_harness::repo_root().join("README.md")).unwrap();
@@ -220,7 +364,10 @@ fn the_readme_quotes_what_the_demo_prints() {
     let scenario = generate(&dir, 2000, 42);
     let sandbox = Sandbox::start(Some(&scenario)).unwrap_or_else(|e| panic!("{e}"));
     let env = sandbox_env(&sandbox, &sandbox_config(&dir));
-    let printed = stdout(&orglink(&["audit"], &env));
+    let printed = stdout(&orglink(
+        &["audit", "--ticket-days", EVERY_TICKET_DAYS],
+        &env,
+    ));
     for line in quoted {
         assert!(
             printed.lines().any(|p| p == line),
