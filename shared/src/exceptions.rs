@@ -43,10 +43,13 @@ pub enum ExceptionKind {
     DomainDrift,
     /// Tickets sit on an organization their requester does not belong to.
     TicketAttributionDrift,
+    /// The worker would have created an organization (or linked one by domain) while the
+    /// organization mirror had never been filled by a full listing, so it held the account.
+    MirrorNotFilled,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 12] = [
+    pub const ALL: [ExceptionKind; 13] = [
         ExceptionKind::DuplicateExternalId,
         ExceptionKind::StoredLinkKeyDisagree,
         ExceptionKind::KeyConflict,
@@ -59,6 +62,7 @@ impl ExceptionKind {
         ExceptionKind::NameDrift,
         ExceptionKind::DomainDrift,
         ExceptionKind::TicketAttributionDrift,
+        ExceptionKind::MirrorNotFilled,
     ];
 
     /// The stable name used in storage, metrics and the CLI.
@@ -76,6 +80,7 @@ impl ExceptionKind {
             ExceptionKind::NameDrift => "name_drift",
             ExceptionKind::DomainDrift => "domain_drift",
             ExceptionKind::TicketAttributionDrift => "ticket_attribution_drift",
+            ExceptionKind::MirrorNotFilled => "mirror_not_filled",
         }
     }
 
@@ -86,7 +91,7 @@ impl ExceptionKind {
         match self {
             DuplicateExternalId | StoredLinkKeyDisagree | KeyConflict => Severity::Critical,
             DomainCollision | AmbiguousDomain | PossibleLegacyOrg | WriteBackBlocked
-            | SyncFailing | OrphanedOrg => Severity::Warning,
+            | SyncFailing | OrphanedOrg | MirrorNotFilled => Severity::Warning,
             NameDrift | DomainDrift | TicketAttributionDrift => Severity::Info,
         }
     }
@@ -126,6 +131,9 @@ impl ExceptionKind {
             }
             TicketAttributionDrift => {
                 "Tickets sit on an organization their requester does not belong to."
+            }
+            MirrorNotFilled => {
+                "orglink has not yet read Zendesk's organizations, so it cannot tell whether this customer already has one; it created nothing."
             }
         }
     }
@@ -167,6 +175,9 @@ impl ExceptionKind {
             }
             TicketAttributionDrift => {
                 "Move the tickets to the requester's organization, or add the requester to this organization."
+            }
+            MirrorNotFilled => {
+                "Run a full reconcile (or a backfill apply): it reads every organization, re-queues this account and resolves this row."
             }
         }
     }

@@ -3,7 +3,8 @@
 //! A run goes through three phases, each resumable:
 //!
 //! 1. **Organizations.** A full run lists every organization by cursor and writes the ones that
-//!    changed into the mirror, then removes what Zendesk no longer lists; a delta reads the
+//!    changed into the mirror, then removes what Zendesk no longer lists and marks the mirror
+//!    filled (the worker creates nothing by domain before that marker exists); a delta reads the
 //!    incremental export since the last run. Progress: the listing cursor (or the export's
 //!    `end_time`) and the ids already listed (scratch parts).
 //! 2. **Tickets.** The incremental ticket export (cursor-based, requesters sideloaded): a full
@@ -61,6 +62,9 @@ use crate::summary::{
     AccountCounts, MetricsConfig, OrgCounts, RepairCounts, RowCounts, RunState, RunSummary,
     StopReason, TicketCounts,
 };
+
+/// Who the mirror's completeness marker names after a full refresh.
+pub const MIRROR_FILLED_BY: &str = "reconcile";
 
 /// The mirror checkpoint holding where the next delta's incremental export starts (Unix s).
 pub const INCREMENTAL_CHECKPOINT: &str = "reconcile-incremental-export";
@@ -249,7 +253,9 @@ fn budget_stop(err: &RunError) -> Option<StopReason> {
 }
 
 /// Kinds the diff can report. The others (`write_back_blocked`, `sync_failing`) come from the
-/// worker, so a reconcile run never auto-resolves them.
+/// worker, so a reconcile run never auto-resolves them. `mirror_not_filled` also comes from
+/// the worker, but it waits for exactly what a complete full run does (fill the mirror and
+/// queue the account's repair), so such a run resolves it.
 fn diff_kinds() -> BTreeSet<ExceptionKind> {
     ExceptionKind::ALL
         .into_iter()
@@ -554,6 +560,11 @@ impl<P: Ports> Reconciler<P> {
             .await?;
         cp.orgs.deleted += gone.len() as u64;
         cp.org_cursor = None;
+        // Only here, after the last page and the removals: the mirror now holds every org.
+        self.stores
+            .mirror
+            .mark_filled(MIRROR_FILLED_BY, now_ms())
+            .await?;
         // The next delta starts a minute before this listing did.
         let from = ctx.started_at_ms / 1000 - 60;
         self.stores

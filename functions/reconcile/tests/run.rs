@@ -352,3 +352,64 @@ async fn a_ticket_export_cut_into_invocations_ends_like_an_uninterrupted_one() {
             .collect::<Vec<_>>()
     );
 }
+
+/// The mirror's completeness marker (the worker creates nothing by domain without it) is
+/// written only when a full listing has been read to its last page: not by a listing the
+/// budget stopped, not by an invocation that handed the listing over, not by a delta.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_complete_full_listing_marks_the_mirror_filled() {
+    use orglink_reconcile::Step;
+    use orglink_reconcile::run::MIRROR_FILLED_BY;
+    use orglink_shared::aws::OrgMirror;
+    use orglink_shared::http::{BudgetConfig, LocalBudget};
+
+    let (scenario, _) = generated(300, 5);
+    let world = World::serve(scenario).await;
+
+    // The budget refuses the listing's later pages: the run stops, part of the mirror written.
+    let scant = std::sync::Arc::new(LocalBudget::new(
+        BudgetConfig::salesforce(1_000_000, 0),
+        // Room for the connection check and one page, then one call every 10 s: longer than
+        // the client waits.
+        BudgetConfig {
+            per_minute: 6,
+            burst: 2,
+            endpoints: Default::default(),
+            daily_reserve: 0,
+        },
+    ));
+    let stopped = world.reconciler(Stores::memory(), scant).await;
+    let out = stopped
+        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::none())
+        .await
+        .unwrap();
+    assert_eq!(out.summary.state, RunState::Stopped, "{:?}", out.summary);
+    assert!(out.summary.orgs.pages >= 1, "{:?}", out.summary.orgs);
+    assert!(!stopped.stores.mirror.all().await.unwrap().is_empty());
+    assert_eq!(stopped.stores.mirror.filled().await.unwrap(), None);
+
+    // A delta reads changes only: never a marker.
+    let delta = world.reconciler(Stores::memory(), roomy_budget()).await;
+    delta
+        .run_to_end(ReconcileEvent::new(Mode::Delta), &Limits::none())
+        .await
+        .unwrap();
+    assert_eq!(delta.stores.mirror.filled().await.unwrap(), None);
+
+    // One page per invocation: no marker while the listing is handed over; marked once the
+    // last page is in.
+    let cut = world.reconciler(Stores::memory(), roomy_budget()).await;
+    let Step::Continue(next) = cut
+        .invoke(&ReconcileEvent::new(Mode::Full), &Limits::pages(1))
+        .await
+        .unwrap()
+    else {
+        panic!("a 300-account world lists more than one page of organizations")
+    };
+    assert!(!cut.stores.mirror.all().await.unwrap().is_empty());
+    assert_eq!(cut.stores.mirror.filled().await.unwrap(), None);
+    let done = cut.run_to_end(next, &Limits::pages(1)).await.unwrap();
+    assert_eq!(done.summary.state, RunState::Complete);
+    let filled = cut.stores.mirror.filled().await.unwrap().expect("marked");
+    assert_eq!(filled.by, MIRROR_FILLED_BY);
+}

@@ -108,6 +108,9 @@ pub struct Worker<P: Ports> {
     pub metrics: metrics::Metrics,
     /// The operator's lists as last read, with when (epoch ms).
     lists_cache: Mutex<Option<(i64, Arc<OperatorLists>)>>,
+    /// When the org mirror's completeness marker was last seen (epoch ms); absence is never
+    /// cached, so the first message after a full listing sees it.
+    mirror_filled_seen: Mutex<Option<i64>>,
 }
 
 impl<P: Ports> Worker<P> {
@@ -128,6 +131,7 @@ impl<P: Ports> Worker<P> {
             crash_hook: None,
             metrics: metrics::Metrics::default(),
             lists_cache: Mutex::new(None),
+            mirror_filled_seen: Mutex::new(None),
         }
     }
 
@@ -158,5 +162,25 @@ impl<P: Ports> Worker<P> {
         let lists = Arc::new(self.stores.lists.load().await?);
         *cache = Some((now_ms, lists.clone()));
         Ok(lists)
+    }
+
+    /// Whether a full listing of Zendesk's organizations has been read into the mirror (its
+    /// completeness marker), so that no mirror row for a domain means no organization carries
+    /// it. A marker seen is trusted for `lists_refresh_secs` (a table restored empty loses
+    /// it); its absence is read again every time.
+    pub async fn mirror_filled(
+        &self,
+        now_ms: i64,
+    ) -> Result<bool, orglink_shared::aws::StoreError> {
+        let mut seen = self.mirror_filled_seen.lock().await;
+        let fresh_ms = (self.settings.lists_refresh_secs as i64).saturating_mul(1000);
+        if let Some(at) = *seen
+            && now_ms - at < fresh_ms
+        {
+            return Ok(true);
+        }
+        let filled = self.stores.mirror.filled().await?.is_some();
+        *seen = filled.then_some(now_ms);
+        Ok(filled)
     }
 }

@@ -10,6 +10,11 @@
 //!    both id forms and the merged accounts' ids, read from Zendesk's database, never the
 //!    lagging search index); the domain from the org mirror, confirmed with `show_many` by ids;
 //!    the name by search, only when the decision would otherwise be to create.
+//!    Until the mirror's completeness marker exists (a full listing was read into it), its
+//!    silence proves nothing: a decision that rests on no organization carrying the domain
+//!    (create, or link the one keyless org the mirror knows) is held — retried later, an
+//!    exception `mirror_not_filled` once the streak is past the give-up window — and no
+//!    domain is added to a linked org.
 //! 6. [`resolve`], then: an exception is upserted by fingerprint; a link claims the org
 //!    (conditional write) and updates only what changed; a create goes through
 //!    `create_or_update` keyed on external_id, so a retried or crashed create finds its org,
@@ -42,7 +47,9 @@ use orglink_shared::http::Disposition;
 use orglink_shared::ids::{AccountId, OrgId};
 use orglink_shared::mapping::{DomainAvailability, NameChoice};
 use orglink_shared::model::{Account, Organization};
-use orglink_shared::resolution::{Decision, Resolution, ResolutionInput, Rule, StoredLink};
+use orglink_shared::resolution::{
+    Decision, Resolution, ResolutionInput, Rule, StoredLink, resolve,
+};
 use orglink_shared::salesforce::SalesforceError;
 use orglink_shared::sync_request::{RequestSource, SyncRequest};
 use orglink_shared::zendesk::{ZendeskError, candidates};
@@ -80,6 +87,13 @@ pub enum SyncError {
     },
     #[error("injected crash at {0:?}")]
     Crash(CrashPoint),
+    /// The decision rests on the org mirror showing no (other) organization with the domain,
+    /// and no full listing has ever been read into it: creating now could duplicate a legacy
+    /// organization. Retried; an exception once the give-up window has passed.
+    #[error(
+        "organization mirror not yet filled: run a full reconcile or backfill (the account's domain {domain} cannot be looked up yet; nothing was created)"
+    )]
+    MirrorNotFilled { domain: String },
 }
 
 /// What a failure means.
@@ -129,6 +143,10 @@ impl SyncError {
                 reason,
             },
             SyncError::Store(_) | SyncError::Crash(_) => Failure::Crash { reason },
+            SyncError::MirrorNotFilled { .. } => Failure::Transient {
+                after: None,
+                reason,
+            },
             SyncError::WriteBack { transient, .. } => {
                 if *transient {
                     Failure::Transient {
@@ -145,8 +163,13 @@ impl SyncError {
         }
     }
 
-    fn is_write_back(&self) -> bool {
-        matches!(self, SyncError::WriteBack { .. })
+    /// The exception a transient streak ending in this failure becomes.
+    fn streak_kind(&self) -> ExceptionKind {
+        match self {
+            SyncError::WriteBack { .. } => ExceptionKind::WriteBackBlocked,
+            SyncError::MirrorNotFilled { .. } => ExceptionKind::MirrorNotFilled,
+            _ => ExceptionKind::SyncFailing,
+        }
     }
 }
 
@@ -182,6 +205,9 @@ struct Gathered {
     domain_decision: DomainDecision,
     domain: Option<Domain>,
     input: ResolutionInput,
+    /// Whether the domain's candidates are all known: no usable domain, or the org mirror
+    /// carries its completeness marker.
+    domain_candidates_complete: bool,
 }
 
 impl<P: Ports> Worker<P> {
@@ -300,11 +326,7 @@ impl<P: Ports> Worker<P> {
         if streak.count < self.settings.max_attempts || !past_time {
             return Ok(None);
         }
-        let kind = if error.is_write_back() {
-            ExceptionKind::WriteBackBlocked
-        } else {
-            ExceptionKind::SyncFailing
-        };
+        let kind = error.streak_kind();
         let mut evidence = Evidence::new();
         evidence.add("attempts", [streak.count]);
         evidence.add("failing_for_secs", [failing_for / 1000]);
@@ -343,6 +365,8 @@ impl<P: Ports> Worker<P> {
             .await?;
         let status = match kind {
             ExceptionKind::WriteBackBlocked => SyncStatus::WriteBackBlocked,
+            // Waiting on someone to run a full reconcile or backfill.
+            ExceptionKind::MirrorNotFilled => SyncStatus::PendingReview,
             _ => SyncStatus::SyncFailing,
         };
         if let Err(e) = self.write_status_only(account, status).await {
@@ -445,10 +469,12 @@ impl<P: Ports> Worker<P> {
             g.domain = None;
             g.input.domain = None;
         }
+        g.domain_candidates_complete = g.domain.is_none() || self.mirror_filled(now).await?;
         let chosen = match self.operator_choice(req, &mut g).await? {
             Ok(chosen) => chosen,
             Err(outcome) => return Ok(outcome),
         };
+        self.hold_without_full_mirror(req, &g)?;
         // Only a create needs the name; search reads a lagging index, so it is asked last.
         let mut resolution =
             candidates::resolve_with_name_search(&self.zendesk, &mut g.input).await?;
@@ -484,6 +510,38 @@ impl<P: Ports> Worker<P> {
             }
             Decision::Link { org, .. } => self.link(req, &g, record, &resolution, org, now).await,
             Decision::Create { .. } => self.create(req, &g, record, &resolution, now).await,
+        }
+    }
+
+    /// Holds the account (a transient failure) when the org mirror was never filled and the
+    /// decision rests on it: a create, or a link to the one keyless org that carries the
+    /// domain — with the full mirror, another org carrying the domain could have made it a
+    /// link, a collision or an ambiguity. Key matches and the stored org decide before the
+    /// domain step and go ahead. A decision this event may not act on anyway (not eligible,
+    /// its kind may not create or relink) is left to be ignored as usual.
+    fn hold_without_full_mirror(&self, req: &SyncRequest, g: &Gathered) -> Result<(), SyncError> {
+        if g.domain_candidates_complete {
+            return Ok(());
+        }
+        let rests_on_mirror = match resolve(&g.input).rule {
+            Rule::CreateNew | Rule::CreateWithSuffixedName | Rule::NameHeldByKeylessOrg => {
+                [Action::Created, Action::Linked].into_iter().any(|a| {
+                    self.config
+                        .permits(req.kind, &g.eligibility, a.into())
+                        .is_ok()
+                })
+            }
+            Rule::UniqueKeylessDomain => self
+                .config
+                .permits(req.kind, &g.eligibility, Action::Linked.into())
+                .is_ok(),
+            _ => false,
+        };
+        match (&g.domain, rests_on_mirror) {
+            (Some(d), true) => Err(SyncError::MirrorNotFilled {
+                domain: d.as_str().to_string(),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -588,6 +646,7 @@ impl<P: Ports> Worker<P> {
             domain_decision,
             domain,
             input,
+            domain_candidates_complete: true,
         }))
     }
 
@@ -961,6 +1020,11 @@ fn availability(g: &Gathered, org: Option<OrgId>) -> DomainAvailability {
     let Some(d) = &g.domain else {
         return DomainAvailability::NotUsable;
     };
+    // Unknown while the mirror was never filled: another org may carry it, and Zendesk would
+    // then map users to whichever sorts first. Reconcile's add-domain repair adds it later.
+    if !g.domain_candidates_complete {
+        return DomainAvailability::HeldByAnotherOrg;
+    }
     let held = g
         .input
         .candidates

@@ -9,7 +9,10 @@
 //! - one domain item per (domain, org) `org#{id}` / `domain#{domain}`, with `domain` for the
 //!   `by_domain` index — a GSI key holds one value, so one item per domain is what lets a
 //!   domain point at several organizations;
-//! - checkpoint items `checkpoint#{name}` / `checkpoint` for resumable listings.
+//! - checkpoint items `checkpoint#{name}` / `checkpoint` for resumable listings;
+//! - the completeness marker `marker#filled` / `marker`: a full listing of Zendesk's
+//!   organizations has been read in. Until it exists the mirror's silence proves nothing (a
+//!   fresh deployment, a table restored empty), so the worker creates no organization on it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -96,6 +99,17 @@ fn newer_or_same(old: Option<&str>, new: Option<&str>) -> bool {
     }
 }
 
+/// The completeness marker: who last read a full listing of Zendesk's organizations into
+/// the mirror, and when. Written only when such a listing ended (reconcile's full refresh,
+/// backfill apply), never by the worker or webhooks, which see one organization at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorFilled {
+    /// What read the listing (`reconcile`, `backfill`).
+    pub by: String,
+    /// Epoch ms.
+    pub at_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpsertOutcome {
     Written,
@@ -138,6 +152,15 @@ pub trait OrgMirror: Send + Sync {
         cursor: Option<&str>,
         now_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The completeness marker, if a full listing was ever read in.
+    fn filled(&self) -> impl Future<Output = Result<Option<MirrorFilled>, StoreError>> + Send;
+    /// Records that a full listing of Zendesk's organizations has just been read in. Call it
+    /// only after the listing's last page (and the removal of what it no longer showed).
+    fn mark_filled(
+        &self,
+        by: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The in-memory twin.
@@ -145,6 +168,7 @@ pub trait OrgMirror: Send + Sync {
 pub struct MemoryMirror {
     orgs: Mutex<BTreeMap<OrgId, MirroredOrg>>,
     checkpoints: Mutex<HashMap<String, String>>,
+    filled: Mutex<Option<MirrorFilled>>,
 }
 
 impl OrgMirror for MemoryMirror {
@@ -219,6 +243,18 @@ impl OrgMirror for MemoryMirror {
         };
         Ok(())
     }
+
+    async fn filled(&self) -> Result<Option<MirrorFilled>, StoreError> {
+        Ok(self.filled.lock().expect("mirror lock").clone())
+    }
+
+    async fn mark_filled(&self, by: &str, now_ms: i64) -> Result<(), StoreError> {
+        *self.filled.lock().expect("mirror lock") = Some(MirrorFilled {
+            by: by.to_string(),
+            at_ms: now_ms,
+        });
+        Ok(())
+    }
 }
 
 #[cfg(feature = "aws")]
@@ -240,6 +276,8 @@ mod dynamo_impl {
 
     const ORG_SK: &str = "org";
     const CHECKPOINT_SK: &str = "checkpoint";
+    const FILLED_PK: &str = "marker#filled";
+    const MARKER_SK: &str = "marker";
     /// BatchWriteItem's limit per call.
     const WRITE_BATCH: usize = 25;
     /// BatchGetItem's limit per call.
@@ -613,6 +651,46 @@ mod dynamo_impl {
             }
             Ok(())
         }
+
+        async fn filled(&self) -> Result<Option<MirrorFilled>, StoreError> {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", s(FILLED_PK))
+                .key("sk", s(MARKER_SK))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            let Some(item) = out.item() else {
+                return Ok(None);
+            };
+            let at_ms = match item.get("at_ms") {
+                Some(AttributeValue::N(v)) => v
+                    .parse()
+                    .map_err(|e| StoreError::corrupt(&self.table, FILLED_PK, e))?,
+                _ => 0,
+            };
+            Ok(Some(MirrorFilled {
+                by: opt_s(item, "by").unwrap_or_default(),
+                at_ms,
+            }))
+        }
+
+        async fn mark_filled(&self, by: &str, now_ms: i64) -> Result<(), StoreError> {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(FILLED_PK))
+                .item("sk", s(MARKER_SK))
+                .item("by", s(by))
+                .item("at_ms", n(now_ms))
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            Ok(())
+        }
     }
 }
 
@@ -632,6 +710,31 @@ mod tests {
             Some("2024-01-02T00:00:00Z"),
             Some("2024-01-01T00:00:00Z")
         ));
+    }
+
+    #[tokio::test]
+    async fn the_marker_is_absent_until_a_full_listing_marks_it() {
+        let mirror = MemoryMirror::default();
+        // Rows alone (a webhook, the worker) say nothing about completeness.
+        mirror
+            .upsert(&MirroredOrg::new(
+                OrgId::new(7).unwrap(),
+                "Acme",
+                None,
+                ["acme.com"],
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(mirror.filled().await.unwrap(), None);
+        mirror.mark_filled("reconcile", 42).await.unwrap();
+        assert_eq!(
+            mirror.filled().await.unwrap(),
+            Some(MirrorFilled {
+                by: "reconcile".into(),
+                at_ms: 42
+            })
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub use exceptions::{ExceptionFilter, ExceptionRow, ExceptionStatus, ExceptionSt
 pub use idempotency::{Begin, IdempotencyKey, IdempotencyStore};
 pub use links::{LinkRecord, LinkStore, SaveOutcome};
 pub use lists::{OperatorLists, ReviewLists};
-pub use mirror::{MirroredOrg, OrgMirror, UpsertOutcome};
+pub use mirror::{MirrorFilled, MirroredOrg, OrgMirror, UpsertOutcome};
 pub use names::ResourceNames;
 pub use queue::{QueueMessage, ReceivedMessage, WorkQueue};
 pub use rate::SharedRateBudget;

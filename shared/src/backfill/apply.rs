@@ -11,7 +11,8 @@
 //!    a second link), then `update_many` for orgs that change;
 //! 5. `create_many` for new orgs, then the in-doubt ones (lookup by external id, else
 //!    `create_or_update`);
-//! 6. write-back through sObject Collections, link records, and `done` in the journal.
+//! 6. write-back through sObject Collections, link records, and `done` in the journal;
+//!    then the rest of the listing into the mirror, and the mirror's completeness marker.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -328,6 +329,9 @@ where
         let written = mirrored.into_inner().expect("mirror set lock");
         listed.retain(|o| !written.contains(&o.id));
         self.mirror_all(listed).await?;
+        // The listing was read to its last page and is all in the mirror now: the live
+        // worker may take the mirror's silence about a domain as "no such organization".
+        self.mirror.mark_filled(MIRROR_FILLED_BY, now_ms()).await?;
         self.progress.finish_line();
         Ok(report)
     }
@@ -348,6 +352,9 @@ where
         Ok(())
     }
 }
+
+/// Who the mirror's completeness marker names after an apply.
+pub const MIRROR_FILLED_BY: &str = "backfill";
 
 /// Sorts each planned account into what apply does with it now.
 fn sort_work(

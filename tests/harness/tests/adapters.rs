@@ -361,6 +361,20 @@ async fn mirror_contract<S: OrgMirror>(store: Arc<S>) {
     );
     store.save_checkpoint("orgs", None, 2).await.unwrap();
     assert_eq!(store.checkpoint("orgs").await.unwrap(), None);
+    // The completeness marker: absent while only rows were written; once a full listing
+    // marks it, it is read back, and it is never taken for an organization.
+    assert_eq!(store.filled().await.unwrap(), None);
+    let orgs_before = store.all().await.unwrap();
+    store
+        .mark_filled("reconcile", 1_700_000_000_000)
+        .await
+        .unwrap();
+    let filled = store.filled().await.unwrap().expect("marked");
+    assert_eq!(
+        (filled.by.as_str(), filled.at_ms),
+        ("reconcile", 1_700_000_000_000)
+    );
+    assert_eq!(store.all().await.unwrap(), orgs_before);
 }
 
 both!(

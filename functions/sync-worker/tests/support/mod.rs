@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use orglink_sandbox::salesforce::SalesforceOptions;
 use orglink_sandbox::scenario::{SalesforceSeed, ZendeskSeed};
 use orglink_sandbox::zendesk::ZendeskOptions;
+use orglink_shared::aws::OrgMirror;
 use orglink_shared::aws::idempotency::{IdempotencyConfig, MemoryIdempotency};
 use orglink_shared::aws::queue::MemoryQueue;
 use orglink_shared::contract::{Config, EventKind};
@@ -56,8 +57,19 @@ pub fn settings() -> WorkerSettings {
 }
 
 impl Env {
+    /// The org mirror carries its completeness marker (a full listing ran); each test puts
+    /// the mirror rows it needs in itself.
     pub async fn start(scenario: Value) -> Env {
         Self::start_with(scenario, settings()).await
+    }
+
+    /// A fresh deployment: no full listing has ever been read into the org mirror.
+    pub async fn start_unfilled(scenario: Value) -> Env {
+        Self::start_unfilled_with(scenario, settings()).await
+    }
+
+    pub async fn start_unfilled_with(scenario: Value, settings: WorkerSettings) -> Env {
+        Self::build(scenario, settings, 1_000_000, 1_000_000, false).await
     }
 
     pub async fn start_with(scenario: Value, settings: WorkerSettings) -> Env {
@@ -70,6 +82,23 @@ impl Env {
         settings: WorkerSettings,
         salesforce_per_minute: u32,
         zendesk_per_minute: u32,
+    ) -> Env {
+        Self::build(
+            scenario,
+            settings,
+            salesforce_per_minute,
+            zendesk_per_minute,
+            true,
+        )
+        .await
+    }
+
+    async fn build(
+        scenario: Value,
+        settings: WorkerSettings,
+        salesforce_per_minute: u32,
+        zendesk_per_minute: u32,
+        mirror_filled: bool,
     ) -> Env {
         let sf_opts = SalesforceOptions {
             org_id: BOUND_ORG.into(),
@@ -140,6 +169,13 @@ impl Env {
             queue: MemoryQueue::new(30, 5),
             lists: Default::default(),
         };
+        if mirror_filled {
+            stores
+                .mirror
+                .mark_filled("test", 0)
+                .await
+                .expect("mark the mirror filled");
+        }
         let worker =
             Worker::new(config, settings, salesforce, zendesk, stores).with_metrics(metrics);
         Env {
