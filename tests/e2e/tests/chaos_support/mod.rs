@@ -619,6 +619,13 @@ pub async fn run(c: &Chaos) -> Report {
                 .await
                 .expect("fill the organization mirror");
         }
+        // A full listing was read in: the worker may rely on the mirror's silence.
+        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        stores
+            .mirror
+            .mark_filled("chaos setup (full listing)", now_ms)
+            .await
+            .expect("mark the organization mirror filled");
     }
     report.phases.push(("setup".into(), phase.elapsed()));
     phase = Instant::now();
@@ -721,7 +728,11 @@ pub async fn run(c: &Chaos) -> Report {
                 let mut stops = Vec::new();
                 let applied = loop {
                     match bf.apply(&plan, &plan.hash, &journal).await {
-                        Err(e) if stops.len() < 5 => stops.push(e.to_string()),
+                        Err(e) if stops.len() < 5 => {
+                            stops.push(e.to_string());
+                            // The operator looks, waits a (scaled) minute, and reruns.
+                            tokio::time::sleep(c.scaled(Duration::from_secs(60))).await;
+                        }
                         other => break other,
                     }
                 };
