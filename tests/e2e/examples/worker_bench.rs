@@ -164,6 +164,8 @@ async fn bench(events: usize, workers: usize) -> (Phase, Phase) {
         json!({"salesforce": {"accounts": accounts}}),
     )
     .await;
+    // As a first reconcile leaves it (without it, creates are held).
+    w.fill_mirror().await;
     let max = Duration::from_secs(1800);
 
     // Creates.

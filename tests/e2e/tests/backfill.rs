@@ -22,7 +22,9 @@ use orglink_harness::{AwsEnv, LocalStack, Sandbox, moto_stack};
 use orglink_reconcile::aws::{ReconcileEnv, from_aws};
 use orglink_reconcile::{Limits, Mode, ReconcileEvent};
 use orglink_sandbox::generate::{self, Options, Truth};
-use orglink_shared::aws::{ExceptionFilter, ExceptionRow, ExceptionStatus, ExceptionStore};
+use orglink_shared::aws::{
+    ExceptionFilter, ExceptionRow, ExceptionStatus, ExceptionStore, OrgMirror,
+};
 use orglink_shared::backfill::snapshot::{self, Snapshot};
 use orglink_shared::backfill::{
     ApplyReport, BackfillError, FailPoint, PlanFile, PlannedAction, Progress, Settings,
@@ -218,10 +220,14 @@ async fn a_generated_world_ends_as_its_truth_after_backfill_and_reconcile() {
     );
     // Nothing was written by planning.
     assert!(w.open_rows().await.is_empty());
+    assert_eq!(w.stores().mirror.filled().await.unwrap(), None);
 
     let clock = std::time::Instant::now();
     let report = w.apply(&file, None).await.expect("apply");
     eprintln!("apply took {:.1?}", clock.elapsed());
+    // The apply's full listing is in the mirror: the worker may now trust its silence.
+    let filled = w.stores().mirror.filled().await.unwrap().expect("marked");
+    assert_eq!(filled.by, orglink_shared::backfill::apply::MIRROR_FILLED_BY);
     assert_eq!(report.created, t.link_new);
     assert!(
         report.skipped.is_empty(),
@@ -282,6 +288,8 @@ async fn an_interrupted_apply_finishes_on_a_rerun_without_a_duplicate_org() {
         matches!(second, Err(BackfillError::Interrupted { .. })),
         "{second:?}"
     );
+    // Interrupted applies leave the mirror unmarked (their listing never all reached it).
+    assert_eq!(w.stores().mirror.filled().await.unwrap(), None);
     let mid = w.read().await;
     let created_by_second: usize = mid.orgs.len() - before.orgs.len();
     assert!(
@@ -290,6 +298,7 @@ async fn an_interrupted_apply_finishes_on_a_rerun_without_a_duplicate_org() {
     );
 
     let third = w.apply(&file, None).await.expect("the rerun finishes");
+    assert!(w.stores().mirror.filled().await.unwrap().is_some());
     assert!(
         third.resumed >= created_by_second,
         "{} resumed",

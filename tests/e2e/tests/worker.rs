@@ -56,6 +56,8 @@ async fn every_event_kind_links_end_to_end_and_every_message_is_accounted_for() 
         json!({"salesforce": {"accounts": accounts}}),
     )
     .await;
+    // As a first reconcile leaves it (without it, creates are held).
+    w.fill_mirror().await;
 
     let mut sent = 0;
     for (id, kind) in ids.iter().zip(kinds) {
@@ -141,6 +143,8 @@ async fn fifty_concurrent_events_for_one_new_account_across_workers_give_one_org
         json!({"salesforce": {"accounts": [customer(&a, "Fifty", "fifty-widgets.com")]}}),
     )
     .await;
+    // As a first reconcile leaves it (without it, creates are held).
+    w.fill_mirror().await;
     for i in 0..50 {
         w.enqueue(&request(&a, EventKind::ClosedWon, &format!("ev-{i}")))
             .await;
@@ -184,6 +188,8 @@ async fn a_crash_between_the_zendesk_create_and_the_write_back_reruns_to_one_org
         json!({"salesforce": {"accounts": [customer(&a, "Crashy", "crashy-widgets.com")]}}),
     )
     .await;
+    // As a first reconcile leaves it (without it, creates are held).
+    w.fill_mirror().await;
     let once = Arc::new(AtomicBool::new(true));
     let flag = once.clone();
     Arc::get_mut(&mut w.worker)
@@ -241,6 +247,8 @@ async fn a_429_storm_and_a_zendesk_outage_longer_than_any_retry_end_linked_with_
         settings,
     )
     .await;
+    // As a first reconcile leaves it (without it, creates are held).
+    w.fill_mirror().await;
     // The outage (every Zendesk call 503) lasts longer than any single backoff (1–2 s here,
     // minutes in production: docs/worker.md), then 429s keep coming at random.
     w.zd_post(
@@ -294,6 +302,8 @@ async fn permanent_failures_and_a_blocked_write_back_end_as_exceptions() {
         }}),
     )
     .await;
+    // As a first reconcile leaves it (without it, creates are held).
+    w.fill_mirror().await;
     // A picklist without orglink's values: Salesforce refuses the status for good.
     w.sf_post(
         "switches",
@@ -343,6 +353,8 @@ async fn two_accounts_whose_domains_sit_on_one_legacy_org_never_both_take_it() {
         }),
     )
     .await;
+    // As a first reconcile leaves it (without it, creates are held).
+    w.fill_mirror().await;
     use orglink_shared::aws::OrgMirror;
     use orglink_shared::aws::mirror::MirroredOrg;
     let legacy = orglink_shared::ids::OrgId::new(500).unwrap();

@@ -48,6 +48,8 @@ async fn logs_are_json_with_account_event_and_rule_and_never_a_secret() {
         ], "switches": {"validation_rules": {b.clone(): "Under review"}}}}),
     )
     .await;
+    // As a first reconcile leaves it (without it, creates are held).
+    w.fill_mirror().await;
     w.enqueue(&request(&a, EventKind::ClosedWon, "ev-log-1"))
         .await;
     w.enqueue(&request(&b, EventKind::ClosedWon, "ev-log-2"))

@@ -13,11 +13,12 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use orglink_harness::{AwsEnv, LocalStack, Sandbox, moto_stack};
+use orglink_shared::aws::mirror::MirroredOrg;
 use orglink_shared::aws::queue::SqsQueue;
-use orglink_shared::aws::{QueueMessage, ReceivedMessage, WorkQueue};
+use orglink_shared::aws::{OrgMirror, QueueMessage, ReceivedMessage, WorkQueue};
 use orglink_shared::contract::EventKind;
 use orglink_shared::http::{CallLog, RetryPolicy};
-use orglink_shared::ids::AccountId;
+use orglink_shared::ids::{AccountId, OrgId};
 use orglink_shared::salesforce::SalesforceConfig;
 use orglink_shared::sync_request::{RequestSource, SyncRequest};
 use orglink_shared::zendesk::ZendeskConfig;
@@ -171,6 +172,41 @@ impl World {
             .as_array()
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// What a first full reconcile leaves in the org mirror: every organization the sandbox
+    /// holds, and the completeness marker. Without the marker the worker holds every create
+    /// (and link by domain) for an account with a domain (docs/worker.md).
+    pub async fn fill_mirror(&self) {
+        for o in self.orgs().await {
+            let domains: Vec<&str> = o["domain_names"]
+                .as_array()
+                .map(|d| d.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            self.worker
+                .stores
+                .mirror
+                .upsert(&MirroredOrg::new(
+                    OrgId::new(o["id"].as_u64().expect("an org id")).expect("an org id"),
+                    o["name"].as_str().unwrap_or_default(),
+                    o["external_id"].as_str().map(str::to_string),
+                    domains,
+                    o["updated_at"].as_str().map(str::to_string),
+                ))
+                .await
+                .expect("fill the org mirror");
+        }
+        self.mark_mirror_filled().await;
+    }
+
+    /// The org mirror's completeness marker alone (the test put the rows in itself).
+    pub async fn mark_mirror_filled(&self) {
+        self.worker
+            .stores
+            .mirror
+            .mark_filled("test: a full listing", orglink_sync_worker::sync::now_ms())
+            .await
+            .expect("mark the org mirror filled");
     }
 
     pub async fn accounts(&self) -> Vec<Value> {
