@@ -15,7 +15,7 @@ export CARGO_INCREMENTAL ?= 0
 # passed (the arm64 lambda check's, the fuzz targets'), so the run's peak disk stays small.
 ORGLINK_CI ?= 0
 
-.PHONY: test fmt-check clippy unit python-tests demo bench bench-reconcile bench-backfill venv clean-venv infra-check lambda-check build chaos
+.PHONY: test fmt-check clippy unit python-tests demo bench bench-reconcile bench-backfill bench-lambda venv clean-venv infra-check lambda-check build chaos
 
 ## test: formatting, lints, the dependency checks (deny), every Rust test in the workspace, a
 ## few seconds of each fuzz target, then the Python-driven suites, the SAM template's checks and
@@ -61,7 +61,7 @@ demo: venv
 	$(CARGO) run --quiet -p orglink-cli --example demo
 
 ## bench: measured figures recorded in docs/benchmarks.md.
-bench: bench-reconcile bench-backfill bench-worker
+bench: bench-reconcile bench-backfill bench-worker bench-lambda
 	$(CARGO) run --release -p orglink-shared --example reconcile_diff_bench
 
 ## bench-worker: events per second through the local runner (the worker's real handler on the
@@ -69,6 +69,15 @@ bench: bench-reconcile bench-backfill bench-worker
 bench-worker: venv
 	$(CARGO) build -p orglink-sandbox
 	$(CARGO) run -p orglink-e2e --example worker_bench -- 100 1 4
+
+## bench-lambda: cold starts of the three release binaries (x86_64) against a local stand-in
+## for the Lambda Runtime API, with the template's environment on moto and the sandbox: time from
+## process start to ready (first invocation/next) and to the first response, peak RSS, sizes.
+BENCH_LAMBDA_RUNS ?= 10
+bench-lambda: venv
+	$(CARGO) build --release -p orglink-intake -p orglink-sync-worker -p orglink-reconcile
+	$(CARGO) build -p orglink-sandbox
+	$(CARGO) run -p orglink-e2e --example lambda_ready_bench -- $(BENCH_LAMBDA_RUNS)
 
 ## chaos: the chaos run of docs/reliability.md (issue 10): a generated world of CHAOS_ACCOUNTS
 ## accounts, CHAOS_EVENTS events through intake, the queue on moto and four workers beside a
