@@ -167,6 +167,7 @@ async fn worker_promise_holds(label: &str, sf_switches: Value, zd_switches: Valu
             .await
             .unwrap();
     }
+    w.mark_mirror_filled().await;
     // The Update Organization limit's window is scaled to 3 s (a minute in production) so an
     // account-wide scope costs seconds, not minutes; every other switch keeps its setting.
     let mut zd = json!({"rate_window_ms": 3000});
