@@ -169,7 +169,7 @@ mod tests {
     #[tokio::test]
     async fn the_memory_lists_keep_what_review_adds() {
         let lists = MemoryLists::default();
-        let domain = Domain::parse("shared-host.example").unwrap();
+        let domain = Domain::parse("shared-host.co.uk").unwrap();
         let account = AccountId::parse("001SB0000000001").unwrap();
         assert!(!lists.load().await.unwrap().is_shared(&domain));
         lists.add_shared_domain(&domain).await.unwrap();
