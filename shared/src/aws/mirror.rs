@@ -2,7 +2,9 @@
 //! external_id, domains, updated_at) with lookups by domain and by external_id. Zendesk's own
 //! search covers only external_id and name, so the domain step of resolution reads the mirror
 //! and then confirms the candidates live (`show_many?ids`); a stale mirror can cost a lookup,
-//! never a wrong link.
+//! never a wrong link. Domains are kept and looked up as resolution compares `domain_names`
+//! (trimmed, without a trailing dot, any case): a legacy org's `acme.com.` is found for
+//! `acme.com`, or the worker would create beside it (the chaos run's 20 wrong links).
 //!
 //! DynamoDB layout (docs/state.md): one table, items keyed `pk`/`sk`:
 //! - org item `org#{id}` / `org`, with `external_id_lc` for the `by_external_id` index;
@@ -19,6 +21,7 @@ use std::future::Future;
 use std::sync::Mutex;
 
 use super::error::StoreError;
+use crate::backfill::index::domain_key;
 use crate::ids::OrgId;
 use crate::model::Organization;
 
@@ -28,7 +31,7 @@ pub struct MirroredOrg {
     pub id: OrgId,
     pub name: String,
     pub external_id: Option<String>,
-    /// Lowercased, sorted, unique.
+    /// As resolution compares them (trimmed, no trailing dot, lowercased), sorted, unique.
     pub domains: Vec<String>,
     /// Zendesk's `updated_at` (ISO-8601 UTC, so later values sort later as text).
     pub updated_at: Option<String>,
@@ -44,7 +47,7 @@ impl MirroredOrg {
     ) -> Self {
         let mut domains: Vec<String> = domains
             .into_iter()
-            .map(|d| d.as_ref().trim().to_ascii_lowercase())
+            .map(|d| domain_key(d.as_ref()))
             .filter(|d| !d.is_empty())
             .collect();
         domains.sort();
@@ -192,7 +195,7 @@ impl OrgMirror for MemoryMirror {
     }
 
     async fn by_domain(&self, domain: &str) -> Result<Vec<MirroredOrg>, StoreError> {
-        let domain = domain.trim().to_ascii_lowercase();
+        let domain = domain_key(domain);
         let orgs = self.orgs.lock().expect("mirror lock");
         Ok(orgs
             .values()
@@ -535,7 +538,7 @@ mod dynamo_impl {
                 .index_name("by_domain")
                 .key_condition_expression("#d = :d")
                 .expression_attribute_names("#d", "domain")
-                .expression_attribute_values(":d", s(domain.trim().to_ascii_lowercase()))
+                .expression_attribute_values(":d", s(domain_key(domain)))
                 .into_paginator()
                 .items()
                 .send()
@@ -550,7 +553,7 @@ mod dynamo_impl {
                 );
             }
             // The index is eventually consistent: keep only orgs that still carry the domain.
-            let domain = domain.trim().to_ascii_lowercase();
+            let domain = domain_key(domain);
             Ok(self
                 .get_many(ids)
                 .await?

@@ -308,6 +308,20 @@ async fn mirror_contract<S: OrgMirror>(store: Arc<S>) {
     );
     assert_eq!(ids(store.by_domain("acme.io").await.unwrap()), vec![org(1)]);
     assert!(store.by_domain("nobody.com").await.unwrap().is_empty());
+    // A domain typed with a trailing dot (or spaces) is the same domain, as resolution
+    // compares it (the chaos run's wrong links: the worker looks up `dotted.example`).
+    let dotted = MirroredOrg::new(org(4), "Dotted", None, [" Dotted.Example. "], None);
+    assert_eq!(dotted.domains, vec!["dotted.example".to_string()]);
+    store.upsert(&dotted).await.unwrap();
+    assert_eq!(
+        ids(store.by_domain("dotted.example").await.unwrap()),
+        vec![org(4)]
+    );
+    assert_eq!(
+        ids(store.by_domain("DOTTED.example.").await.unwrap()),
+        vec![org(4)]
+    );
+    store.delete(org(4)).await.unwrap();
     // external_id compares case-insensitively, like Zendesk.
     assert_eq!(
         ids(store.by_external_id("001000000000001aaa").await.unwrap()),
