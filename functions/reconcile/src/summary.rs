@@ -117,36 +117,8 @@ pub struct RunSummary {
     pub api_calls_by_endpoint: BTreeMap<String, u64>,
 }
 
-/// Where metrics go: the namespace and the `Deployment` dimension the alarms select on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetricsConfig {
-    pub namespace: String,
-    pub deployment: String,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig {
-            namespace: "orglink".into(),
-            deployment: "orglink".into(),
-        }
-    }
-}
-
-impl MetricsConfig {
-    /// `ORGLINK_METRICS_NAMESPACE` and `ORGLINK_DEPLOYMENT` (the template sets both).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let d = MetricsConfig::default();
-        MetricsConfig {
-            namespace: lookup("ORGLINK_METRICS_NAMESPACE")
-                .filter(|s| !s.is_empty())
-                .unwrap_or(d.namespace),
-            deployment: lookup("ORGLINK_DEPLOYMENT")
-                .filter(|s| !s.is_empty())
-                .unwrap_or(d.deployment),
-        }
-    }
-}
+/// Where metrics go (one definition, shared with the worker).
+pub use orglink_shared::metrics::MetricsConfig;
 
 fn emf(
     config: &MetricsConfig,
