@@ -152,6 +152,13 @@ pub struct Switches {
     pub account_endpoint: bool,
     pub webhook_url: Option<String>,
     pub webhook_secret: String,
+    /// Failed webhook deliveries (5xx, 429, timeout, no connection) are retried, once after
+    /// each of `webhook_retry_delays_ms` (Zendesk's retry codes and counts: UNVERIFIED); off,
+    /// every delivery is one attempt.
+    pub webhook_retries: bool,
+    pub webhook_retry_delays_ms: Vec<u64>,
+    /// How long a delivery waits for the answer (Zendesk: 10 s).
+    pub webhook_timeout_ms: u64,
 }
 
 impl Default for Switches {
@@ -181,6 +188,9 @@ impl Switches {
             account_endpoint: false,
             webhook_url: o.webhook_url.clone(),
             webhook_secret: o.webhook_secret.clone(),
+            webhook_retries: false,
+            webhook_retry_delays_ms: vec![10_000, 60_000, 300_000],
+            webhook_timeout_ms: 10_000,
         }
     }
 
