@@ -225,22 +225,44 @@ pub use self::dynamo_impl::DynamoBudget;
 
 #[cfg(feature = "aws")]
 mod dynamo_impl {
+    use std::sync::Arc;
+
     use aws_sdk_dynamodb::Client;
     use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
     use super::*;
-    use crate::aws::dynamo::{SERVICE, n as num, opt_n, req_n, s};
+    use crate::aws::dynamo::{Item, SERVICE, n as num, opt_n, req_n, s};
     use crate::aws::error::classify;
 
     /// Optimistic attempts per take before reporting contention (each lost attempt means
     /// another taker succeeded, so the budget as a whole made progress).
     const ATTEMPTS: usize = 64;
+    /// Buckets remembered at most (see [`DynamoBudget`]).
+    const MEMORY_LIMIT: usize = 4096;
+
+    /// A bucket as last seen by this process: its state and version (`None`: never written).
+    type Seen = (Option<BucketState>, Option<u64>);
 
     /// Buckets in the `{prefix}-rate-budget` table (PK `bucket`).
+    ///
+    /// Each instance remembers the last state it saw of each bucket (written, or sent back by
+    /// a write that lost), and computes its next take from that instead of reading first: one
+    /// conditional write per take while no other process has written the bucket meanwhile
+    /// (a bucket it has not seen yet is taken as never written). The write's condition is the
+    /// whole state it was computed from (version, tokens, time; or absence), so a stale memory
+    /// can never grant anything: the write fails, the item as it stands comes back with the
+    /// failure (`ALL_OLD`), and the take is computed again from it — exactly the fresh read
+    /// it replaces. Each version is written once (the condition), so the tokens granted are
+    /// those of a fresh read: never more than capacity + refill over any period. A remembered
+    /// state can only hold more tokens than the stored one (others only take or restrict), so
+    /// a `Wait` computed from it is never longer than the true one: the caller comes back no
+    /// later than it should, and is granted nothing without a write.
     #[derive(Debug, Clone)]
     pub struct DynamoBudget {
         client: Client,
         table: String,
+        seen: Arc<Mutex<HashMap<String, Seen>>>,
     }
 
     impl DynamoBudget {
@@ -248,44 +270,68 @@ mod dynamo_impl {
             DynamoBudget {
                 client,
                 table: table.into(),
+                seen: Arc::default(),
             }
         }
     }
 
+    /// What a conditional write came to.
+    enum Write {
+        Done,
+        /// Another writer was first; the bucket as it now stands (`None`: it is absent).
+        Lost(Option<Seen>),
+    }
+
     impl DynamoBudget {
-        /// The bucket's state and version (`None`: never written).
-        async fn read(
-            &self,
-            bucket: &str,
-        ) -> Result<(Option<BucketState>, Option<u64>), StoreError> {
-            let out = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key("bucket", s(bucket))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| classify(SERVICE, e))?;
-            Ok(match out.item() {
-                None => (None, None),
-                Some(item) => (
-                    Some(BucketState {
-                        tokens_milli: req_n(item, "tokens_milli", &self.table, bucket)?,
-                        updated_ms: req_n(item, "updated_at", &self.table, bucket)?,
-                    }),
-                    Some(opt_n::<u64>(item, "version", &self.table, bucket)?.unwrap_or(0)),
-                ),
-            })
+        fn parse(&self, bucket: &str, item: &Item) -> Result<Seen, StoreError> {
+            Ok((
+                Some(BucketState {
+                    tokens_milli: req_n(item, "tokens_milli", &self.table, bucket)?,
+                    updated_ms: req_n(item, "updated_at", &self.table, bucket)?,
+                }),
+                Some(opt_n::<u64>(item, "version", &self.table, bucket)?.unwrap_or(0)),
+            ))
         }
 
-        /// Writes `next` if the bucket is still at `version`; `false` when another taker won.
+        fn remembered(&self, bucket: &str) -> Option<Seen> {
+            self.seen
+                .lock()
+                .expect("budget memory")
+                .get(bucket)
+                .copied()
+        }
+
+        fn remember(&self, bucket: &str, seen: Seen) {
+            let mut memory = self.seen.lock().expect("budget memory");
+            // Per-record buckets (one per organization updated) would grow without end in a
+            // long run; forgetting only costs one failed write per bucket.
+            if memory.len() >= MEMORY_LIMIT && !memory.contains_key(bucket) {
+                memory.clear();
+            }
+            memory.insert(bucket.to_string(), seen);
+        }
+
+        /// The state to compute from: what the last lost write sent back, else what this
+        /// process last saw, else a bucket never written (if it exists after all, the write's
+        /// condition fails and sends it back: no read is ever needed).
+        fn current(&self, bucket: &str, lost: Option<Option<Seen>>) -> Seen {
+            match lost {
+                Some(Some(seen)) => seen,
+                Some(None) => (None, None),
+                None => self.remembered(bucket).unwrap_or((None, None)),
+            }
+        }
+
+        /// Writes `next` if the bucket still holds exactly `from` (same version, tokens and
+        /// time; absent when `from` is `None`).
         async fn write(
             &self,
             bucket: &str,
             next: BucketState,
-            version: Option<u64>,
-        ) -> Result<bool, StoreError> {
+            from: Seen,
+        ) -> Result<Write, StoreError> {
+            let (state, version) = from;
+            let next_version = version.map_or(1, |v| v + 1);
             let mut put = self
                 .client
                 .put_item()
@@ -293,20 +339,37 @@ mod dynamo_impl {
                 .item("bucket", s(bucket))
                 .item("tokens_milli", num(next.tokens_milli))
                 .item("updated_at", num(next.updated_ms))
-                .item("version", num(version.map_or(1, |v| v + 1)));
-            put = match version {
+                .item("version", num(next_version))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            put = match (state, version) {
                 // `bucket` is a DynamoDB reserved word, hence the name placeholder.
-                None => put
+                (None, _) | (_, None) => put
                     .condition_expression("attribute_not_exists(#b)")
                     .expression_attribute_names("#b", "bucket"),
-                Some(v) => put
-                    .condition_expression("version = :v")
-                    .expression_attribute_values(":v", num(v)),
+                (Some(st), Some(v)) => put
+                    .condition_expression("version = :v AND tokens_milli = :t AND updated_at = :u")
+                    .expression_attribute_values(":v", num(v))
+                    .expression_attribute_values(":t", num(st.tokens_milli))
+                    .expression_attribute_values(":u", num(st.updated_ms)),
             };
             match put.send().await {
-                Ok(_) => Ok(true),
+                Ok(_) => {
+                    self.remember(bucket, (Some(next), Some(next_version)));
+                    Ok(Write::Done)
+                }
                 Err(err) => match err.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                    Some(PutItemError::ConditionalCheckFailedException(e)) => {
+                        let now = match e.item() {
+                            Some(item) => Some(self.parse(bucket, item)?),
+                            None => None,
+                        };
+                        if let Some(seen) = now {
+                            self.remember(bucket, seen);
+                        }
+                        Ok(Write::Lost(now))
+                    }
                     _ => Err(classify(SERVICE, err)),
                 },
             }
@@ -331,12 +394,14 @@ mod dynamo_impl {
             if let Some(e) = too_large(n, config) {
                 return Err(e);
             }
+            let mut lost = None;
             for _ in 0..ATTEMPTS {
-                let (state, version) = self.read(bucket).await?;
-                let (take, next) = take_from(state, n, config, now_ms);
+                let from = self.current(bucket, lost.take());
+                let (take, next) = take_from(from.0, n, config, now_ms);
                 let Some(next) = next else { return Ok(take) };
-                if self.write(bucket, next, version).await? {
-                    return Ok(take);
+                match self.write(bucket, next, from).await? {
+                    Write::Done => return Ok(take),
+                    Write::Lost(now) => lost = Some(now),
                 }
             }
             Err(self.contended(bucket))
@@ -350,11 +415,13 @@ mod dynamo_impl {
             resume_at_ms: Option<i64>,
             now_ms: i64,
         ) -> Result<(), StoreError> {
+            let mut lost = None;
             for _ in 0..ATTEMPTS {
-                let (state, version) = self.read(bucket).await?;
-                let next = restrict_state(state, config, at_most, resume_at_ms, now_ms);
-                if self.write(bucket, next, version).await? {
-                    return Ok(());
+                let from = self.current(bucket, lost.take());
+                let next = restrict_state(from.0, config, at_most, resume_at_ms, now_ms);
+                match self.write(bucket, next, from).await? {
+                    Write::Done => return Ok(()),
+                    Write::Lost(now) => lost = Some(now),
                 }
             }
             Err(self.contended(bucket))

@@ -140,7 +140,11 @@ impl<S: BudgetStore> SharedRateBudget<S> {
                 (account.clone(), account_cfg)
             };
             corrections.push((target.0, target.1, 0, resume));
-        } else if let Some(remaining) = signal.remaining_this_minute {
+        } else if let Some(remaining) = signal.remaining_this_minute
+            // A bucket never holds more than its capacity, so a figure at or above it would
+            // change nothing: most responses say so, and the write is saved.
+            && remaining < u64::from(account_cfg.capacity())
+        {
             corrections.push((
                 account,
                 account_cfg,
@@ -177,7 +181,7 @@ impl<S: BudgetStore> RateBudget for SharedRateBudget<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::budget::MemoryBudget;
+    use crate::aws::budget::{BucketConfig, MemoryBudget, Take};
 
     fn zd(endpoint: &'static str, record: Option<&'static str>) -> CallSpec<'static> {
         CallSpec {
@@ -220,6 +224,76 @@ mod tests {
             record: None,
         };
         b.take(sf, Duration::ZERO).await.unwrap();
+    }
+
+    /// Counts the corrections written to the store.
+    #[derive(Default)]
+    struct CountingStore {
+        inner: MemoryBudget,
+        restricts: std::sync::atomic::AtomicUsize,
+    }
+
+    impl BudgetStore for CountingStore {
+        async fn take(
+            &self,
+            bucket: &str,
+            n: u32,
+            config: &BucketConfig,
+            now_ms: i64,
+        ) -> Result<Take, crate::aws::StoreError> {
+            self.inner.take(bucket, n, config, now_ms).await
+        }
+
+        async fn restrict(
+            &self,
+            bucket: &str,
+            config: &BucketConfig,
+            at_most: u32,
+            resume_at_ms: Option<i64>,
+            now_ms: i64,
+        ) -> Result<(), crate::aws::StoreError> {
+            self.restricts
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner
+                .restrict(bucket, config, at_most, resume_at_ms, now_ms)
+                .await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_remaining_figure_at_or_above_the_capacity_writes_nothing() {
+        let store = Arc::new(CountingStore::default());
+        let b = SharedRateBudget::new(
+            store.clone(),
+            BudgetConfig::salesforce(600, 0),
+            BudgetConfig::zendesk(60, 100),
+        );
+        let restricts = || store.restricts.load(std::sync::atomic::Ordering::SeqCst);
+        let remaining = |n| RateSignal {
+            remaining_this_minute: Some(n),
+            ..Default::default()
+        };
+        // zendesk(60, 100%): capacity (burst) 10.
+        b.observe(zd("zd.show", None), &remaining(10)).await;
+        b.observe(zd("zd.show", None), &remaining(500)).await;
+        assert_eq!(
+            restricts(),
+            0,
+            "a figure the bucket cannot exceed is no news"
+        );
+        for _ in 0..10 {
+            b.take(zd("zd.show", None), Duration::ZERO).await.unwrap();
+        }
+        assert!(b.take(zd("zd.show", None), Duration::ZERO).await.is_err());
+
+        // Below the capacity it is written, and caps what is granted.
+        let b = SharedRateBudget::new(
+            store.clone(),
+            BudgetConfig::salesforce(600, 0),
+            BudgetConfig::zendesk(60, 100),
+        );
+        b.observe(zd("zd.list", None), &remaining(9)).await;
+        assert_eq!(restricts(), 1);
     }
 
     #[tokio::test]

@@ -18,7 +18,10 @@
 #[path = "../tests/worker_support/mod.rs"]
 mod worker_support;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use base64::Engine;
 
 use orglink_shared::contract::EventKind;
 use serde_json::json;
@@ -99,8 +102,114 @@ fn load_average() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// moto's request recorder (`/moto-api/recorder/`): every DynamoDB and SQS request moto
+/// serves during a phase, counted by operation and table (or queue). moto appends each
+/// request to a file (`MOTO_RECORDER_FILEPATH`, default `moto_recording` in its working
+/// directory), emptied again after each phase.
+struct Recorder {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Recorder {
+    fn new(endpoint: &str) -> Recorder {
+        Recorder {
+            base: format!("{endpoint}/moto-api/recorder"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn post(&self, what: &str) {
+        let resp = self
+            .http
+            .post(format!("{}/{what}", self.base))
+            .send()
+            .await
+            .expect("moto's recorder");
+        assert!(resp.status().is_success(), "recorder {what}: {}", resp.status());
+    }
+
+    async fn start(&self) {
+        self.post("reset-recording").await;
+        self.post("start-recording").await;
+    }
+
+    /// Stops recording and counts what was recorded: (operation, table or queue) → requests.
+    /// With `WORKER_BENCH_KEEP=<dir>` the phase's requests are kept there as
+    /// `<label>.jsonl`, moto's recording format.
+    async fn stop(&self, label: &str) -> BTreeMap<(String, String), u64> {
+        self.post("stop-recording").await;
+        let text = self
+            .http
+            .get(format!("{}/download-recording", self.base))
+            .send()
+            .await
+            .expect("moto's recording")
+            .text()
+            .await
+            .expect("moto's recording");
+        self.post("reset-recording").await;
+        if let Ok(dir) = std::env::var("WORKER_BENCH_KEEP") {
+            let path = std::path::Path::new(&dir).join(format!("{label}.jsonl"));
+            std::fs::write(&path, &text).expect("keep the recording");
+        }
+        let mut counts = BTreeMap::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let entry: serde_json::Value = serde_json::from_str(line).expect("a recorded request");
+            let target = entry["headers"]
+                .as_object()
+                .and_then(|h| {
+                    h.iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
+                        .and_then(|(_, v)| v.as_str())
+                })
+                .unwrap_or("?");
+            let op = target.rsplit('.').next().unwrap_or(target).to_string();
+            let raw = entry["body"].as_str().unwrap_or_default();
+            let body = if entry["body_encoded"].as_bool() == Some(true) {
+                base64::engine::general_purpose::STANDARD
+                    .decode(raw)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .unwrap_or_default()
+            } else {
+                raw.to_string()
+            };
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            // The table or queue without the stack's prefix.
+            let on = body["TableName"]
+                .as_str()
+                .or(body["QueueUrl"].as_str())
+                .map(|t| {
+                    let t = t.rsplit('/').next().unwrap_or(t);
+                    t.split_once('-').map_or(t, |(_, rest)| rest).to_string()
+                })
+                .unwrap_or_default();
+            *counts.entry((op, on)).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+fn print_requests(counts: &BTreeMap<(String, String), u64>, events: usize) {
+    let total: u64 = counts.values().sum();
+    println!(
+        "  {:<28} moto requests: {total} = {:.1} per event",
+        "",
+        total as f64 / events.max(1) as f64
+    );
+    for ((op, on), n) in counts {
+        println!(
+            "  {:<28}   {op:<24} {on:<28} {n:>6} = {:>5.2} per event",
+            "",
+            *n as f64 / events.max(1) as f64
+        );
+    }
+}
+
 struct Phase {
     events: usize,
+    requests: BTreeMap<(String, String), u64>,
     elapsed: Duration,
     invocations: u64,
     calls: u64,
@@ -131,6 +240,7 @@ impl Phase {
             self.cpu.ours,
             share(self.cpu.ours),
         );
+        print_requests(&self.requests, self.events);
     }
 }
 
@@ -166,6 +276,7 @@ async fn bench(events: usize, workers: usize) -> (Phase, Phase) {
     .await;
     // As a first reconcile leaves it (without it, creates are held).
     w.fill_mirror().await;
+    let recorder = Recorder::new(w.aws.endpoint());
     let max = Duration::from_secs(1800);
 
     // Creates.
@@ -173,6 +284,7 @@ async fn bench(events: usize, workers: usize) -> (Phase, Phase) {
         w.enqueue(&request(id, EventKind::ClosedWon, &format!("create-{n}")))
             .await;
     }
+    recorder.start().await;
     let (calls, cpu, t) = (api_calls(&w), cpu_now(), Instant::now());
     let report = w.run_until_linked(workers, &ids, max).await;
     let create = Phase {
@@ -182,6 +294,7 @@ async fn bench(events: usize, workers: usize) -> (Phase, Phase) {
         calls: api_calls(&w) - calls,
         cpu: diff(cpu_now(), cpu),
         finished: report.finished,
+        requests: recorder.stop(&format!("create-{workers}")).await,
     };
 
     // Already linked and unchanged.
@@ -189,6 +302,7 @@ async fn bench(events: usize, workers: usize) -> (Phase, Phase) {
         w.enqueue(&request(id, EventKind::NameChanged, &format!("same-{n}")))
             .await;
     }
+    recorder.start().await;
     let (calls, cpu, t) = (api_calls(&w), cpu_now(), Instant::now());
     let report = w
         .run_until(workers, max, || async { w.queue_depth().await == (0, 0) })
@@ -200,6 +314,7 @@ async fn bench(events: usize, workers: usize) -> (Phase, Phase) {
         calls: api_calls(&w) - calls,
         cpu: diff(cpu_now(), cpu),
         finished: report.finished,
+        requests: recorder.stop(&format!("unchanged-{workers}")).await,
     };
     assert_eq!(w.dlq_depth().await, 0, "no event may reach the DLQ");
     (create, unchanged)

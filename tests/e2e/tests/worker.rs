@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use orglink_shared::aws::LinkStore;
+use orglink_shared::aws::budget::{BucketConfig, BudgetStore, DynamoBudget, Take};
 use orglink_shared::contract::EventKind;
 use orglink_shared::ids::AccountId;
 use orglink_sync_worker::batch::MessageFate;
@@ -408,4 +409,39 @@ async fn two_accounts_whose_domains_sit_on_one_legacy_org_never_both_take_it() {
             .iter()
             .any(|x| x.as_str() == loser.as_str())
     );
+}
+
+/// Two workers' processes, each with its own `DynamoBudget` (and so its own memory of the
+/// buckets' last state, which spares the read before each take): a take computed from a
+/// stale memory must never be granted.
+#[tokio::test]
+async fn separate_dynamodb_budgets_never_spend_the_same_tokens() {
+    let (aws, stack) = orglink_harness::moto_stack("budgetmemory").await;
+    let names = stack.names().unwrap();
+    let a = DynamoBudget::new(aws.dynamodb(), names.rate_budget_table.clone());
+    let b = DynamoBudget::new(aws.dynamodb(), names.rate_budget_table);
+    let cfg = BucketConfig::new(10, 1.0).unwrap();
+    // Each remembers the bucket after its first take; every later take by one finds the
+    // other's write first. At one instant (no refill) exactly the capacity is granted.
+    let mut granted = 0;
+    for i in 0..20 {
+        let who = if i % 2 == 0 { &a } else { &b };
+        if let Take::Granted { remaining } = who.take("zendesk", 1, &cfg, 7_000).await.unwrap() {
+            granted += 1;
+            assert_eq!(remaining, 10 - granted, "take {i} saw the other's spending");
+        }
+    }
+    assert_eq!(granted, 10);
+    // A 429 recorded by one pauses the other, whose memory predates it.
+    assert!(matches!(
+        b.take("salesforce", 1, &cfg, 7_000).await.unwrap(),
+        Take::Granted { remaining: 9 }
+    ));
+    a.restrict("salesforce", &cfg, 0, Some(37_000), 7_000)
+        .await
+        .unwrap();
+    match b.take("salesforce", 1, &cfg, 8_000).await.unwrap() {
+        Take::Wait { ms } => assert!(ms >= 29_000, "paused until 37 s, waited {ms} ms"),
+        other => panic!("granted through another process's pause: {other:?}"),
+    }
 }
