@@ -81,3 +81,89 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
             .map_err(|e| StoreError::corrupt(store, key, format!("`{name}`: {e}"))),
     }
 }
+
+/// BatchWriteItem's limit per call.
+pub(crate) const WRITE_BATCH: usize = 25;
+/// BatchGetItem's limit per call.
+pub(crate) const GET_BATCH: usize = 100;
+/// How often items a batch call left unprocessed are sent again before giving up as throttled.
+const BATCH_ATTEMPTS: usize = 5;
+
+/// Unconditional puts and deletes in batches of 25 (one request each instead of 25), sending
+/// again what DynamoDB leaves unprocessed. Only for writes that need no condition.
+pub(crate) async fn batch_write(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    writes: Vec<aws_sdk_dynamodb::types::WriteRequest>,
+) -> Result<(), StoreError> {
+    for chunk in writes.chunks(WRITE_BATCH) {
+        let mut pending = chunk.to_vec();
+        for _ in 0..BATCH_ATTEMPTS {
+            let out = client
+                .batch_write_item()
+                .request_items(table, pending)
+                .send()
+                .await
+                .map_err(|e| super::error::classify(SERVICE, e))?;
+            pending = out
+                .unprocessed_items()
+                .and_then(|u| u.get(table))
+                .cloned()
+                .unwrap_or_default();
+            if pending.is_empty() {
+                break;
+            }
+        }
+        if !pending.is_empty() {
+            return Err(StoreError::Transient {
+                service: SERVICE,
+                detail: format!("{} writes to {table} left unprocessed", pending.len()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The items under these keys (those that exist, in no particular order), 100 keys a request,
+/// strongly consistent.
+pub(crate) async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+) -> Result<Vec<Item>, StoreError> {
+    let mut found = Vec::new();
+    for chunk in keys.chunks(GET_BATCH) {
+        let mut pending = Some(
+            aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true)
+                .build()
+                .expect("keys are set"),
+        );
+        let mut attempts = 0;
+        while let Some(request) = pending.take() {
+            attempts += 1;
+            if attempts > BATCH_ATTEMPTS {
+                return Err(StoreError::Transient {
+                    service: SERVICE,
+                    detail: format!("reads from {table} left unprocessed"),
+                });
+            }
+            let out = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(|e| super::error::classify(SERVICE, e))?;
+            if let Some(items) = out.responses().and_then(|r| r.get(table)) {
+                found.extend(items.iter().cloned());
+            }
+            pending = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(table))
+                .filter(|k| !k.keys().is_empty())
+                .cloned();
+        }
+    }
+    Ok(found)
+}

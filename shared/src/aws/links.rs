@@ -101,6 +101,12 @@ pub trait LinkStore: Send + Sync {
         account: &AccountId,
     ) -> impl Future<Output = Result<Option<LinkRecord>, StoreError>> + Send;
 
+    /// The records of these accounts (those that have one), read in bulk.
+    fn get_many(
+        &self,
+        accounts: &[AccountId],
+    ) -> impl Future<Output = Result<HashMap<AccountId, LinkRecord>, StoreError>> + Send;
+
     /// Writes the whole record unless the stored modstamp is newer than the record's.
     fn save(
         &self,
@@ -131,6 +137,17 @@ impl LinkStore for MemoryLinks {
             .expect("links lock")
             .get(account)
             .cloned())
+    }
+
+    async fn get_many(
+        &self,
+        accounts: &[AccountId],
+    ) -> Result<HashMap<AccountId, LinkRecord>, StoreError> {
+        let records = self.records.lock().expect("links lock");
+        Ok(accounts
+            .iter()
+            .filter_map(|a| records.get(a).map(|r| (a.clone(), r.clone())))
+            .collect())
     }
 
     async fn save(&self, record: &LinkRecord) -> Result<SaveOutcome, StoreError> {
@@ -178,7 +195,9 @@ mod dynamo_impl {
     use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
     use super::*;
-    use crate::aws::dynamo::{Item, SERVICE, from_json, json, n, opt_n, opt_s, req_n, req_s, s};
+    use crate::aws::dynamo::{
+        self, Item, SERVICE, from_json, json, n, opt_n, opt_s, req_n, req_s, s,
+    };
     use crate::aws::error::classify;
 
     /// Link records in the `{prefix}-links` table (PK `account_id`). Scalars the conditions
@@ -268,6 +287,25 @@ mod dynamo_impl {
                 .await
                 .map_err(|e| classify(SERVICE, e))?;
             out.item().map(|i| self.read_item(i)).transpose()
+        }
+
+        /// BatchGetItem, 100 accounts a request (strongly consistent, as `get`).
+        async fn get_many(
+            &self,
+            accounts: &[AccountId],
+        ) -> Result<HashMap<AccountId, LinkRecord>, StoreError> {
+            let mut keys: Vec<&str> = accounts.iter().map(AccountId::as_str).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let keys = keys
+                .into_iter()
+                .map(|a| Item::from([("account_id".into(), s(a))]))
+                .collect();
+            dynamo::batch_get(&self.client, &self.table, keys)
+                .await?
+                .iter()
+                .map(|item| self.read_item(item).map(|r| (r.account.clone(), r)))
+                .collect()
         }
 
         async fn save(&self, record: &LinkRecord) -> Result<SaveOutcome, StoreError> {

@@ -128,6 +128,12 @@ pub trait OrgMirror: Send + Sync {
     fn delete(&self, id: OrgId) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn get(
         &self,
+    /// Several organizations, each as `upsert` would write it; the outcomes in the order
+    /// given. What the mirror already holds exactly as given is not written again.
+    fn upsert_many(
+        &self,
+        orgs: &[MirroredOrg],
+    ) -> impl Future<Output = Result<Vec<UpsertOutcome>, StoreError>> + Send;
         id: OrgId,
     ) -> impl Future<Output = Result<Option<MirroredOrg>, StoreError>> + Send;
     /// Organizations carrying this domain (any case), by id.
@@ -205,6 +211,14 @@ impl OrgMirror for MemoryMirror {
     }
 
     async fn by_external_id(&self, external_id: &str) -> Result<Vec<MirroredOrg>, StoreError> {
+    async fn upsert_many(&self, orgs: &[MirroredOrg]) -> Result<Vec<UpsertOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(orgs.len());
+        for org in orgs {
+            outcomes.push(self.upsert(org).await?);
+        }
+        Ok(outcomes)
+    }
+
         let want = external_key(external_id);
         let orgs = self.orgs.lock().expect("mirror lock");
         Ok(orgs
@@ -269,24 +283,19 @@ mod dynamo_impl {
 
     use aws_sdk_dynamodb::Client;
     use aws_sdk_dynamodb::operation::put_item::PutItemError;
-    use aws_sdk_dynamodb::types::{
-        AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
-    };
+    use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+    use futures_util::{StreamExt, TryStreamExt, stream};
 
     use super::*;
-    use crate::aws::dynamo::{Item, SERVICE, n, opt_s, req_s, s};
+    use crate::aws::dynamo::{self, Item, SERVICE, n, opt_s, req_s, s};
     use crate::aws::error::classify;
 
     const ORG_SK: &str = "org";
     const CHECKPOINT_SK: &str = "checkpoint";
     const FILLED_PK: &str = "marker#filled";
     const MARKER_SK: &str = "marker";
-    /// BatchWriteItem's limit per call.
-    const WRITE_BATCH: usize = 25;
-    /// BatchGetItem's limit per call.
-    const GET_BATCH: usize = 100;
-    /// How often unprocessed batch items are re-sent before giving up as throttled.
-    const BATCH_ATTEMPTS: usize = 5;
+    /// Org items written at once by one `upsert_many` (each is a conditional PutItem).
+    const PUT_CONCURRENCY: usize = 8;
 
     fn org_pk(id: OrgId) -> String {
         format!("org#{id}")
@@ -332,6 +341,32 @@ mod dynamo_impl {
             let domains = match item.get("domains") {
                 Some(AttributeValue::Ss(d)) => d.clone(),
                 _ => Vec::new(),
+    fn domain_put(org: OrgId, domain: &str) -> WriteRequest {
+        let item = Item::from([
+            ("pk".into(), s(org_pk(org))),
+            ("sk".into(), s(format!("domain#{domain}"))),
+            ("domain".into(), s(domain)),
+            ("org_id".into(), s(org.to_string())),
+        ]);
+        let put = PutRequest::builder()
+            .set_item(Some(item))
+            .build()
+            .expect("item set");
+        WriteRequest::builder().put_request(put).build()
+    }
+
+    fn domain_delete(org: OrgId, domain: &str) -> WriteRequest {
+        let key = Item::from([
+            ("pk".into(), s(org_pk(org))),
+            ("sk".into(), s(format!("domain#{domain}"))),
+        ]);
+        let del = DeleteRequest::builder()
+            .set_key(Some(key))
+            .build()
+            .expect("key set");
+        WriteRequest::builder().delete_request(del).build()
+    }
+
             };
             Ok(MirroredOrg::new(
                 id,
@@ -342,35 +377,33 @@ mod dynamo_impl {
             ))
         }
 
-        /// Sends writes in batches of 25, re-sending what DynamoDB leaves unprocessed.
         async fn batch_write(&self, writes: Vec<WriteRequest>) -> Result<(), StoreError> {
-            for chunk in writes.chunks(WRITE_BATCH) {
-                let mut pending = chunk.to_vec();
-                for _ in 0..BATCH_ATTEMPTS {
-                    let out = self
-                        .client
-                        .batch_write_item()
-                        .request_items(&self.table, pending)
-                        .send()
-                        .await
-                        .map_err(|e| classify(SERVICE, e))?;
-                    pending = out
-                        .unprocessed_items()
-                        .and_then(|u| u.get(&self.table))
-                        .cloned()
-                        .unwrap_or_default();
-                    if pending.is_empty() {
-                        break;
-                    }
-                }
-                if !pending.is_empty() {
-                    return Err(StoreError::Transient {
-                        service: SERVICE,
-                        detail: format!("{} mirror writes left unprocessed", pending.len()),
-                    });
-                }
+            dynamo::batch_write(&self.client, &self.table, writes).await
+        }
+
+        /// Writes the org item unless the mirror holds a newer copy.
+        async fn put_org(&self, org: &MirroredOrg) -> Result<UpsertOutcome, StoreError> {
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(Self::org_item(org)));
+            if let Some(u) = &org.updated_at {
+                put = put
+                    .condition_expression(
+                        "attribute_not_exists(pk) OR attribute_not_exists(updated_at) OR updated_at <= :u",
+                    )
+                    .expression_attribute_values(":u", s(u));
             }
-            Ok(())
+            match put.send().await {
+                Ok(_) => Ok(UpsertOutcome::Written),
+                Err(err) => match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(_)) => {
+                        Ok(UpsertOutcome::Stale)
+                    }
+                    _ => Err(classify(SERVICE, err)),
+                },
+            }
         }
 
         /// Every item of one organization (its org item and its domain items).
@@ -390,48 +423,15 @@ mod dynamo_impl {
         }
 
         async fn get_many(&self, ids: BTreeSet<OrgId>) -> Result<Vec<MirroredOrg>, StoreError> {
-            let ids: Vec<OrgId> = ids.into_iter().collect();
-            let mut found = Vec::new();
-            for chunk in ids.chunks(GET_BATCH) {
-                let keys: Vec<Item> = chunk
-                    .iter()
-                    .map(|id| Item::from([("pk".into(), s(org_pk(*id))), ("sk".into(), s(ORG_SK))]))
-                    .collect();
-                let mut pending = Some(
-                    KeysAndAttributes::builder()
-                        .set_keys(Some(keys))
-                        .consistent_read(true)
-                        .build()
-                        .expect("keys are set"),
-                );
-                let mut attempts = 0;
-                while let Some(request) = pending.take() {
-                    attempts += 1;
-                    if attempts > BATCH_ATTEMPTS {
-                        return Err(StoreError::Transient {
-                            service: SERVICE,
-                            detail: "mirror reads left unprocessed".into(),
-                        });
-                    }
-                    let out = self
-                        .client
-                        .batch_get_item()
-                        .request_items(&self.table, request)
-                        .send()
-                        .await
-                        .map_err(|e| classify(SERVICE, e))?;
-                    if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
-                        for item in items {
-                            found.push(self.read_item(item)?);
-                        }
-                    }
-                    pending = out
-                        .unprocessed_keys()
-                        .and_then(|u| u.get(&self.table))
-                        .filter(|k| !k.keys().is_empty())
-                        .cloned();
-                }
-            }
+            let keys: Vec<Item> = ids
+                .into_iter()
+                .map(|id| Item::from([("pk".into(), s(org_pk(id))), ("sk".into(), s(ORG_SK))]))
+                .collect();
+            let mut found = dynamo::batch_get(&self.client, &self.table, keys)
+                .await?
+                .iter()
+                .map(|item| self.read_item(item))
+                .collect::<Result<Vec<_>, _>>()?;
             found.sort_by_key(|o| o.id);
             Ok(found)
         }
@@ -439,58 +439,70 @@ mod dynamo_impl {
 
     impl OrgMirror for DynamoMirror {
         async fn upsert(&self, org: &MirroredOrg) -> Result<UpsertOutcome, StoreError> {
-            let existing = self.org_items(org.id).await?;
-            let mut put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(Self::org_item(org)));
-            if let Some(u) = &org.updated_at {
-                put = put
-                    .condition_expression(
-                        "attribute_not_exists(pk) OR attribute_not_exists(updated_at) OR updated_at <= :u",
-                    )
-                    .expression_attribute_values(":u", s(u));
-            }
-            if let Err(err) = put.send().await {
-                return match err.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(_)) => {
-                        Ok(UpsertOutcome::Stale)
+            let mut outcomes = self.upsert_many(std::slice::from_ref(org)).await?;
+            Ok(outcomes.pop().unwrap_or(UpsertOutcome::Written))
+        }
+
+        /// One BatchGetItem per 100 organizations reads what the mirror holds of them (a
+        /// Query per organization would cost a request each, and on moto a pass over the whole
+        /// table each); organizations held exactly as given are not written again.
+        ///
+        /// Domain items are written before the org item and stale ones deleted after it, so
+        /// every domain an org item lists has its item whatever the moment of a crash (a
+        /// lookup by domain never misses the org); a leftover item of an interrupted write
+        /// names an org that does not carry the domain, and `by_domain` drops it.
+        async fn upsert_many(
+            &self,
+            orgs: &[MirroredOrg],
+        ) -> Result<Vec<UpsertOutcome>, StoreError> {
+            let stored: HashMap<OrgId, MirroredOrg> = self
+                .get_many(orgs.iter().map(|o| o.id).collect())
+                .await?
+                .into_iter()
+                .map(|o| (o.id, o))
+                .collect();
+            let mut outcomes = vec![UpsertOutcome::Written; orgs.len()];
+            let mut changed = Vec::new();
+            let mut domain_puts = Vec::new();
+            for (i, org) in orgs.iter().enumerate() {
+                match stored.get(&org.id) {
+                    Some(old)
+                        if !newer_or_same(old.updated_at.as_deref(), org.updated_at.as_deref()) =>
+                    {
+                        outcomes[i] = UpsertOutcome::Stale;
                     }
-                    _ => Err(classify(SERVICE, err)),
-                };
+                    Some(old) if old == org => {}
+                    _ => {
+                        changed.push(i);
+                        // Every domain, not only the new ones: an item lost by an older
+                        // writer's crash comes back with the org's next change.
+                        domain_puts.extend(org.domains.iter().map(|d| domain_put(org.id, d)));
+                    }
+                }
             }
-            // Then the domain items: add the new ones, drop those the org no longer carries.
-            let had: BTreeSet<String> =
-                existing.iter().filter_map(|i| opt_s(i, "domain")).collect();
-            let want: BTreeSet<String> = org.domains.iter().cloned().collect();
-            let mut writes = Vec::new();
-            for d in want.difference(&had) {
-                let item = Item::from([
-                    ("pk".into(), s(org_pk(org.id))),
-                    ("sk".into(), s(format!("domain#{d}"))),
-                    ("domain".into(), s(d)),
-                    ("org_id".into(), s(org.id.to_string())),
-                ]);
-                let put = PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .expect("item set");
-                writes.push(WriteRequest::builder().put_request(put).build());
+            self.batch_write(domain_puts).await?;
+            let written: Vec<(usize, UpsertOutcome)> = stream::iter(changed)
+                .map(|i| async move { Ok::<_, StoreError>((i, self.put_org(&orgs[i]).await?)) })
+                .buffer_unordered(PUT_CONCURRENCY)
+                .try_collect()
+                .await?;
+            let mut domain_deletes = Vec::new();
+            for (i, outcome) in written {
+                let org = &orgs[i];
+                if outcome == UpsertOutcome::Written
+                    && let Some(old) = stored.get(&org.id)
+                {
+                    domain_deletes.extend(
+                        old.domains
+                            .iter()
+                            .filter(|d| !org.domains.contains(d))
+                            .map(|d| domain_delete(org.id, d)),
+                    );
+                }
+                outcomes[i] = outcome;
             }
-            for d in had.difference(&want) {
-                let key = Item::from([
-                    ("pk".into(), s(org_pk(org.id))),
-                    ("sk".into(), s(format!("domain#{d}"))),
-                ]);
-                let del = DeleteRequest::builder()
-                    .set_key(Some(key))
-                    .build()
-                    .expect("key set");
-                writes.push(WriteRequest::builder().delete_request(del).build());
-            }
-            self.batch_write(writes).await?;
-            Ok(UpsertOutcome::Written)
+            self.batch_write(domain_deletes).await?;
+            Ok(outcomes)
         }
 
         async fn delete(&self, id: OrgId) -> Result<(), StoreError> {

@@ -189,18 +189,19 @@ where
         &self,
         accounts: impl Iterator<Item = &'x Account>,
     ) -> Result<HashMap<AccountId, Domain>, BackfillError> {
-        let wanted: Vec<&AccountId> = accounts
+        let wanted: Vec<AccountId> = accounts
             .filter(|a| needs_last_written(self.policy, a))
-            .map(|a| &a.id)
+            .map(|a| a.id.clone())
             .collect();
-        let records: Vec<Option<LinkRecord>> = stream::iter(wanted)
-            .map(|id| self.links.get(id))
+        // In bulk (BatchGetItem, 100 a request), not one read per account.
+        let records: Vec<HashMap<AccountId, LinkRecord>> = stream::iter(wanted.chunks(LINK_READS))
+            .map(|chunk| self.links.get_many(chunk))
             .buffer_unordered(self.settings.store_concurrency.max(1))
             .try_collect()
             .await?;
         Ok(records
             .into_iter()
-            .flatten()
+            .flat_map(HashMap::into_values)
             .filter_map(|r| {
                 let d = r
                     .written_salesforce
@@ -336,22 +337,30 @@ where
         Ok(report)
     }
 
+    /// Writes these orgs into the mirror, in chunks of [`MIRROR_WRITES`] (one bulk read of
+    /// what the mirror holds of each chunk; only what changed is written).
     async fn mirror_all(&self, orgs: Vec<MirroredOrg>) -> Result<(), BackfillError> {
         self.progress
             .phase("refreshing the organization mirror", orgs.len() as u64);
-        stream::iter(orgs)
-            .map(|o| async move {
-                let r = self.mirror.upsert(&o).await;
-                self.progress.advance(1);
-                r
+        stream::iter(orgs.chunks(MIRROR_WRITES))
+            .map(|chunk| async move {
+                self.mirror.upsert_many(chunk).await?;
+                self.progress.advance(chunk.len() as u64);
+                Ok::<_, BackfillError>(())
             })
-            .buffer_unordered(self.settings.store_concurrency.max(1))
-            .try_for_each(|_| async { Ok(()) })
+            .buffer_unordered(self.settings.store_concurrency.max(1).div_ceil(4))
+            .try_collect::<Vec<()>>()
             .await?;
         self.progress.finish_line();
         Ok(())
     }
 }
+
+/// Link records read per bulk request (BatchGetItem's limit).
+const LINK_READS: usize = 100;
+/// Organizations per `OrgMirror::upsert_many` call (one BatchGetItem reads what the mirror
+/// holds of them).
+const MIRROR_WRITES: usize = 100;
 
 /// Who the mirror's completeness marker names after an apply.
 pub const MIRROR_FILLED_BY: &str = "backfill";

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use backfill_support as support;
-use backfill_support::{Stores, assert_matches_truth, backfill, key_of, world_size};
+use backfill_support::{DbRequests, Stores, assert_matches_truth, backfill, key_of, world_size};
 use orglink_harness::{AwsEnv, LocalStack, Sandbox, moto_stack};
 use orglink_reconcile::aws::{ReconcileEnv, from_aws};
 use orglink_reconcile::{Limits, Mode, ReconcileEvent};
@@ -46,6 +46,8 @@ struct World {
     truth: Truth,
     config: Config,
     db: aws_sdk_dynamodb::Client,
+    /// The requests `db` sent, by operation.
+    requests: DbRequests,
 }
 
 impl World {
@@ -67,7 +69,8 @@ impl World {
             ],
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let db = aws_sdk_dynamodb::Client::new(aws.sdk_config());
+        let requests = DbRequests::default();
+        let db = requests.client(&aws);
         World {
             truth: generated.truth().clone(),
             aws,
@@ -76,6 +79,7 @@ impl World {
             dir,
             config: Config::embedded_default(),
             db,
+            requests,
         }
     }
 
@@ -201,6 +205,7 @@ impl World {
 async fn a_generated_world_ends_as_its_truth_after_backfill_and_reconcile() {
     let w = World::new("backfill", world_size(1000), 11).await;
     let before = w.read().await;
+    w.requests.take();
 
     let file = w.plan().await;
     let totals = &file.plan.totals;
@@ -222,9 +227,18 @@ async fn a_generated_world_ends_as_its_truth_after_backfill_and_reconcile() {
     assert!(w.open_rows().await.is_empty());
     assert_eq!(w.stores().mirror.filled().await.unwrap(), None);
 
+    eprintln!(
+        "plan's DynamoDB requests: {}",
+        DbRequests::show(&w.requests.take())
+    );
     let clock = std::time::Instant::now();
     let report = w.apply(&file, None).await.expect("apply");
-    eprintln!("apply took {:.1?}", clock.elapsed());
+    eprintln!(
+        "apply took {:.1?} ({} accounts); DynamoDB requests: {}",
+        clock.elapsed(),
+        file.plan.accounts.len(),
+        DbRequests::show(&w.requests.take())
+    );
     // The apply's full listing is in the mirror: the worker may now trust its silence.
     let filled = w.stores().mirror.filled().await.unwrap().expect("marked");
     assert_eq!(filled.by, orglink_shared::backfill::apply::MIRROR_FILLED_BY);

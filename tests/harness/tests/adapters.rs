@@ -202,6 +202,22 @@ async fn links_contract<S: LinkStore>(store: Arc<S>) {
         1
     );
     assert_eq!(store.get(&b).await.unwrap().unwrap().org, None);
+    // In bulk: the records that exist, each as `get` reads it (past one request's 100 keys;
+    // a key asked twice is read once).
+    let mut asked = vec![a.clone(), b.clone(), account(3), a.clone()];
+    for n in 10..130 {
+        let mut r = LinkRecord::new(account(n));
+        r.org = Some(org(u64::from(n)));
+        r.synced_modstamp_ms = Some(i64::from(n));
+        store.save(&r).await.unwrap();
+        asked.push(account(n));
+    }
+    let many = store.get_many(&asked).await.unwrap();
+    assert_eq!(many.len(), 2 + 120, "account 3 has no record");
+    assert_eq!(many[&a], store.get(&a).await.unwrap().unwrap());
+    assert_eq!(many[&account(129)].org, Some(org(129)));
+    assert!(!many.contains_key(&account(3)));
+    assert!(store.get_many(&[]).await.unwrap().is_empty());
     // A successful sync resets the streak.
     let mut fresh = kept.clone();
     fresh.failures = Default::default();
@@ -363,6 +379,52 @@ async fn mirror_contract<S: OrgMirror>(store: Arc<S>) {
             .unwrap()
             .is_empty()
     );
+    // Many at once (a listing's page): as one upsert each, past one bulk read's 100 orgs.
+    let stamp = |m: u8| Some(format!("2024-{m:02}-01T00:00:00Z"));
+    let many: Vec<MirroredOrg> = (100..250)
+        .map(|n| {
+            MirroredOrg::new(
+                org(n),
+                format!("Org {n}"),
+                None,
+                [format!("d{n}.example")],
+                stamp(3),
+            )
+        })
+        .collect();
+    let outcomes = store.upsert_many(&many).await.unwrap();
+    assert_eq!(outcomes, vec![UpsertOutcome::Written; many.len()]);
+    assert_eq!(
+        ids(store.by_domain("d249.example").await.unwrap()),
+        vec![org(249)]
+    );
+    // Again: one moved to another domain, one older copy, the rest as they are.
+    let mut again = many.clone();
+    again[0] = MirroredOrg::new(org(100), "Org 100", None, ["moved.example"], stamp(4));
+    again[1] = MirroredOrg::new(org(101), "Old name", None, ["old.example"], stamp(1));
+    let outcomes = store.upsert_many(&again).await.unwrap();
+    assert_eq!(outcomes.len(), again.len());
+    assert_eq!(
+        (&outcomes[0], &outcomes[1], &outcomes[2]),
+        (
+            &UpsertOutcome::Written,
+            &UpsertOutcome::Stale,
+            &UpsertOutcome::Written
+        )
+    );
+    assert!(store.by_domain("d100.example").await.unwrap().is_empty());
+    assert_eq!(
+        ids(store.by_domain("moved.example").await.unwrap()),
+        vec![org(100)]
+    );
+    assert!(store.by_domain("old.example").await.unwrap().is_empty());
+    assert_eq!(store.get(org(101)).await.unwrap().unwrap(), many[1]);
+    assert_eq!(store.get(org(180)).await.unwrap().unwrap(), many[80]);
+    assert!(store.upsert_many(&[]).await.unwrap().is_empty());
+    for o in &many {
+        store.delete(o.id).await.unwrap();
+    }
+    assert!(store.by_domain("moved.example").await.unwrap().is_empty());
     // Checkpoints for a resumable listing.
     assert_eq!(store.checkpoint("orgs").await.unwrap(), None);
     store
@@ -862,6 +924,117 @@ both!(
     runs_memory,
     runs_dynamodb,
     runs_contract,
+    MemoryRuns::default(),
+    |aws, names| DynamoRuns::new(aws.dynamodb(), names.runs_table)
+);
+
+// ---------------------------------------------------------------- listing stamps
+
+/// A full listing stamps what it saw; what it did not stamp is what Zendesk no longer lists.
+/// Upserts (which replace the org item) keep the stamp; deleting the org drops it.
+async fn mirror_stamps_contract<S: OrgMirror>(store: Arc<S>) {
+    let at = |id: u64| {
+        MirroredOrg::new(
+            org(id),
+            format!("Org {id}"),
+            None,
+            [format!("org-{id}.example")],
+            Some("2024-01-01T00:00:00Z".into()),
+        )
+    };
+    // Past one BatchWriteItem's 25.
+    let listed: Vec<OrgId> = (1..=30).map(org).collect();
+    for id in 1..=32 {
+        store.upsert(&at(id)).await.unwrap();
+    }
+    store.stamp_listed(&listed, "full-1").await.unwrap();
+    let ids = |orgs: Vec<MirroredOrg>| orgs.into_iter().map(|o| o.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.not_listed("full-1").await.unwrap()),
+        vec![org(31), org(32)]
+    );
+    // A newer copy written after the stamp keeps it.
+    let mut renamed = at(5);
+    renamed.name = "Renamed".into();
+    renamed.updated_at = Some("2024-02-01T00:00:00Z".into());
+    store.upsert(&renamed).await.unwrap();
+    assert_eq!(
+        ids(store.not_listed("full-1").await.unwrap()),
+        vec![org(31), org(32)]
+    );
+    // Another listing's stamps are not this one's.
+    store
+        .stamp_listed(&[org(1), org(31)], "full-2")
+        .await
+        .unwrap();
+    let unstamped = ids(store.not_listed("full-2").await.unwrap());
+    assert_eq!(unstamped.len(), 30);
+    assert!(!unstamped.contains(&org(1)) && !unstamped.contains(&org(31)));
+    // A deleted org is nowhere, and stamping nothing is no call.
+    store.delete(org(32)).await.unwrap();
+    store.stamp_listed(&[], "full-1").await.unwrap();
+    assert_eq!(
+        ids(store.not_listed("full-1").await.unwrap()),
+        vec![org(31)]
+    );
+    // Stamps are neither orgs nor lookups.
+    assert_eq!(store.all().await.unwrap().len(), 31);
+    assert_eq!(
+        ids(store.by_domain("org-5.example").await.unwrap()),
+        vec![org(5)]
+    );
+}
+
+both!(
+    mirror_stamps_memory,
+    mirror_stamps_dynamodb,
+    mirror_stamps_contract,
+    MemoryMirror::default(),
+    |aws, names| DynamoMirror::new(aws.dynamodb(), names.org_mirror_table)
+);
+
+// ---------------------------------------------------------------- reconcile run items
+
+/// A run's small items: kept by sequence number, read back in order, replaced when written
+/// again, refused past the size bound, and an error when one is missing.
+async fn run_items_contract<S: RunStore>(store: Arc<S>) {
+    assert!(store.start("run-9", "full", NOW).await.unwrap());
+    for seq in 0..3 {
+        let data = format!("{{\"ticket\":{seq}}}");
+        store
+            .put_item("run-9", "ticket", seq, &data, NOW)
+            .await
+            .unwrap();
+    }
+    store
+        .put_item("run-9", "ticket", 1, "{\"ticket\":11}", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.items("run-9", "ticket", 3).await.unwrap(),
+        ["{\"ticket\":0}", "{\"ticket\":11}", "{\"ticket\":2}"]
+    );
+    assert!(store.items("run-9", "ticket", 0).await.unwrap().is_empty());
+    // Items are not the run: its record and checkpoint are untouched.
+    store.checkpoint("run-9", "cp").await.unwrap();
+    let run = store.get("run-9", NOW).await.unwrap().unwrap();
+    assert_eq!(run.cursor.as_deref(), Some("cp"));
+    // Another run's items, or one past the count, are not there.
+    assert!(store.items("run-8", "ticket", 1).await.is_err());
+    assert!(store.items("run-9", "ticket", 4).await.is_err());
+    let big = "x".repeat(orglink_shared::aws::runs::RUN_ITEM_MAX_BYTES + 1);
+    assert!(
+        store
+            .put_item("run-9", "ticket", 3, &big, NOW)
+            .await
+            .is_err()
+    );
+}
+
+both!(
+    run_items_memory,
+    run_items_dynamodb,
+    run_items_contract,
     MemoryRuns::default(),
     |aws, names| DynamoRuns::new(aws.dynamodb(), names.runs_table)
 );

@@ -2,8 +2,8 @@
 //! stores, and the end state checked against the generated world's truth.
 #![allow(dead_code)]
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use orglink_sandbox::generate::{Expected, Truth};
 use orglink_shared::aws::budget::DynamoBudget;
@@ -68,6 +68,62 @@ pub async fn clients(
     .await
     .expect("Zendesk connects");
     (sf, zd, calls)
+}
+
+/// DynamoDB requests by operation (`PutItem`, `Query`, ...), counted as they are sent — how
+/// the per-account cost of a backfill on moto is measured (docs/backfill.md, "Cost").
+#[derive(Debug, Clone, Default)]
+pub struct DbRequests(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl DbRequests {
+    /// A client on `sdk` whose every request (retries included) is counted here.
+    pub fn client(&self, aws: &orglink_harness::AwsEnv) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::config::Builder::from(aws.sdk_config())
+            .interceptor(self.clone())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    /// The counts since the last take, and starts over.
+    pub fn take(&self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut *self.0.lock().expect("request counts"))
+    }
+
+    /// `PutItem 120, Query 4 (total 124)`.
+    pub fn show(counts: &BTreeMap<String, u64>) -> String {
+        let mut parts: Vec<String> = counts.iter().map(|(op, n)| format!("{op} {n}")).collect();
+        parts.push(format!("(total {})", counts.values().sum::<u64>()));
+        parts.join(", ")
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for DbRequests {
+    fn name(&self) -> &'static str {
+        "DbRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        // `X-Amz-Target: DynamoDB_20120810.PutItem`.
+        let op = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("?")
+            .to_string();
+        *self
+            .0
+            .lock()
+            .expect("request counts")
+            .entry(op)
+            .or_default() += 1;
+        Ok(())
+    }
 }
 
 pub fn stores(db: &aws_sdk_dynamodb::Client, names: &ResourceNames) -> Stores {
