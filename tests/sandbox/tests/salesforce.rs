@@ -334,14 +334,17 @@ async fn jwt_bearer_checks_signature_and_claims() {
 #[tokio::test]
 async fn sessions_expire_on_demand_and_after_n_calls() {
     let sf = Sf::start().await;
-    let (s, body) = sf.get(&format!("{V}/limits")).await;
+    let (s, body) = sf.get(&format!("{V}/sobjects/Account/describe")).await;
     assert_eq!(s, StatusCode::OK, "{body}");
 
     sf.admin_post("switches", json!({"session_max_calls": 2}))
         .await;
     // The token has made 1 call; one more is allowed, then it is dead.
-    assert_eq!(sf.get(&format!("{V}/limits")).await.0, StatusCode::OK);
-    let (s, body) = sf.get(&format!("{V}/limits")).await;
+    assert_eq!(
+        sf.get(&format!("{V}/sobjects/Account/describe")).await.0,
+        StatusCode::OK
+    );
+    let (s, body) = sf.get(&format!("{V}/sobjects/Account/describe")).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(
         body,
@@ -358,21 +361,24 @@ async fn sessions_expire_on_demand_and_after_n_calls() {
         token: fresh["access_token"].as_str().unwrap().into(),
         ..sf
     };
-    assert_eq!(sf.get(&format!("{V}/limits")).await.0, StatusCode::OK);
+    assert_eq!(
+        sf.get(&format!("{V}/sobjects/Account/describe")).await.0,
+        StatusCode::OK
+    );
     sf.admin_post(
         "switches",
         json!({"session_max_calls": 0, "expire_sessions_now": true}),
     )
     .await;
     assert_eq!(
-        sf.get(&format!("{V}/limits")).await.0,
+        sf.get(&format!("{V}/sobjects/Account/describe")).await.0,
         StatusCode::UNAUTHORIZED
     );
 
     // No token at all is the same answer.
     let r = sf
         .http
-        .get(format!("{}{V}/limits", sf.base))
+        .get(format!("{}{V}/sobjects/Account/describe", sf.base))
         .send()
         .await
         .unwrap();
@@ -789,6 +795,130 @@ async fn sobject_patch_writes_logs_and_advances_the_modstamp() {
 }
 
 #[tokio::test]
+async fn an_opportunity_stage_decides_is_closed_and_is_won() {
+    let opp = |n: u64| salesforce::ids::generate("006", n);
+    let mut world = small_world();
+    world["opportunities"] = json!([
+        {"Id": opp(1), "AccountId": GLOBEX, "StageName": "Prospecting", "CloseDate": "2026-01-31"},
+        {"Id": opp(2), "AccountId": ACME, "StageName": "Closed Won", "CloseDate": "2025-01-31"},
+        {"Id": opp(3), "AccountId": ACME, "StageName": "Prospecting", "CloseDate": "2026-01-31"},
+    ]);
+    let sf = Sf::start_with(SalesforceOptions::default(), world).await;
+    // (IsClosed, IsWon)
+    let flags = |body: &Value| (body["IsClosed"].as_bool(), body["IsWon"].as_bool());
+    let (open, won, lost) = (
+        (Some(false), Some(false)),
+        (Some(true), Some(true)),
+        (Some(true), Some(false)),
+    );
+    let read = |n: u64| {
+        let sf = &sf;
+        async move {
+            sf.get(&format!("{V}/sobjects/Opportunity/{}", opp(n)))
+                .await
+                .1
+        }
+    };
+    // Seeds without the flags get what their stage means.
+    assert_eq!(flags(&read(2).await), won, "seed");
+    assert_eq!(flags(&read(1).await), open, "seed");
+
+    // sObject PATCH: a closed won stage closes and wins it; the write log shows both.
+    let path = format!("{V}/sobjects/Opportunity/{}", opp(1));
+    let (s, body) = sf.patch(&path, json!({"StageName": "Closed Won"})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(flags(&read(1).await), won, "won");
+    let writes = sf.admin_get("writes").await;
+    assert_eq!(
+        writes[0]["fields"]["IsWon"],
+        json!({"old": false, "new": true})
+    );
+    // Closed Lost: closed, not won. Back to an open stage: neither.
+    sf.patch(&path, json!({"StageName": "Closed Lost"})).await;
+    assert_eq!(flags(&read(1).await), lost, "lost");
+    sf.patch(
+        &path,
+        json!({"StageName": "Negotiation/Review", "Probability": 90}),
+    )
+    .await;
+    assert_eq!(flags(&read(1).await), open, "open");
+
+    // The flags themselves are read-only, alone or beside a stage.
+    for (body, field) in [
+        (json!({"IsWon": true}), "IsWon"),
+        (
+            json!({"StageName": "Closed Won", "IsClosed": true}),
+            "IsClosed",
+        ),
+    ] {
+        let (s, resp) = sf.patch(&path, body.clone()).await;
+        assert_eq!(
+            (s.as_u16(), error_code(&resp)),
+            (400, "INVALID_FIELD_FOR_INSERT_UPDATE"),
+            "{body}: {resp}"
+        );
+        assert_eq!(resp[0]["fields"], json!([field]), "{resp}");
+    }
+    assert_eq!(flags(&read(1).await), open, "refused");
+
+    // Collections: per record, from the same stage list; a flag in a record fails that record.
+    let rec = |n: u64, fields: Value| {
+        let mut r = json!({"attributes": {"type": "Opportunity"}, "id": opp(n)});
+        for (k, v) in fields.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        r
+    };
+    let body = json!({"allOrNone": false, "records": [
+        rec(3, json!({"StageName": "Closed Won"})),
+        rec(2, json!({"IsWon": false})),
+    ]});
+    let (s, results) = sf.patch(&format!("{V}/composite/sobjects"), body).await;
+    assert_eq!(s, StatusCode::OK, "{results}");
+    assert_eq!(results[0]["success"], true, "{results}");
+    assert_eq!(
+        results[1]["errors"][0]["statusCode"],
+        "INVALID_FIELD_FOR_INSERT_UPDATE"
+    );
+    assert_eq!(flags(&read(3).await), won, "composite");
+    assert_eq!(flags(&read(2).await), won, "untouched");
+
+    // A scenario's own stages: "Signed" is a won stage there.
+    sf.admin_post(
+        "switches",
+        json!({"opportunity_stages": [{"name": "Open"}, {"name": "Signed", "closed": true, "won": true}]}),
+    )
+    .await;
+    sf.patch(&path, json!({"StageName": "Signed"})).await;
+    assert_eq!(flags(&read(1).await), won, "custom");
+    let (_, won) = sf
+        .query("SELECT Id FROM Opportunity WHERE IsWon = true AND IsClosed = true")
+        .await;
+    assert_eq!(won["totalSize"], 3, "{won}");
+}
+
+#[tokio::test]
+async fn limits_need_view_setup_and_every_answer_carries_the_usage() {
+    let sf = Sf::start().await;
+    let (s, headers, body) = sf.send(sf.http.get(format!("{}{V}/limits", sf.base))).await;
+    assert_eq!(
+        (s, error_code(&body)),
+        (StatusCode::FORBIDDEN, "INSUFFICIENT_ACCESS"),
+        "{body}"
+    );
+    assert_eq!(headers["sforce-limit-info"], "api-usage=1/100000");
+    sf.admin_post("switches", json!({"integration_user_view_setup": true}))
+        .await;
+    let (s, headers, body) = sf.send(sf.http.get(format!("{}{V}/limits", sf.base))).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(headers["sforce-limit-info"], "api-usage=2/100000");
+    assert_eq!(
+        body["DailyApiRequests"],
+        json!({"Max": 100000, "Remaining": 99998})
+    );
+}
+
+#[tokio::test]
 async fn restricted_picklist_values_come_from_the_flag() {
     let opts = SalesforceOptions {
         sync_status_values: vec!["Linked".into(), "Error".into()],
@@ -946,14 +1076,24 @@ async fn every_response_reports_usage_and_the_budget_runs_out() {
     };
     let sf = Sf::start_with(opts, small_world()).await;
     for used in 1..=3 {
-        let (s, headers, _) = sf.send(sf.http.get(format!("{}{V}/limits", sf.base))).await;
+        let (s, headers, _) = sf
+            .send(
+                sf.http
+                    .get(format!("{}{V}/sobjects/Account/describe", sf.base)),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(
             headers["sforce-limit-info"],
             format!("api-usage={used}/3").as_str()
         );
     }
-    let (s, headers, body) = sf.send(sf.http.get(format!("{}{V}/limits", sf.base))).await;
+    let (s, headers, body) = sf
+        .send(
+            sf.http
+                .get(format!("{}{V}/sobjects/Account/describe", sf.base)),
+        )
+        .await;
     assert_eq!(
         (s, error_code(&body)),
         (StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED")
@@ -963,7 +1103,10 @@ async fn every_response_reports_usage_and_the_budget_runs_out() {
     // Raising the allocation through the switches lets calls through again.
     sf.admin_post("switches", json!({"daily_api_limit": 10}))
         .await;
-    assert_eq!(sf.get(&format!("{V}/limits")).await.0, StatusCode::OK);
+    assert_eq!(
+        sf.get(&format!("{V}/sobjects/Account/describe")).await.0,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]

@@ -547,11 +547,40 @@ async fn incremental_export_pages_by_time_until_end_of_stream() {
         }
         url = body["next_page"].as_str().unwrap().to_string();
     }
-    // Five records sharing one timestamp with two per page: Zendesk's time-based export can
-    // skip within one second when a page is full; every record of a later second arrives.
-    assert!(ids.contains(&1));
-    s.switches(json!({"incremental_page_size": 1000, "incremental_min_age_secs": 60}))
+    // Five records sharing one timestamp with two per page: the page holding that second
+    // carries all five (incremental_full_second "extend_page"), so none is skipped.
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    // The other setting: end_time stays at start_time, two records, more to come.
+    s.switches(json!({"incremental_full_second": "repeat_start"}))
         .await;
+    let first = format!(
+        "{}/api/v2/incremental/organizations.json?start_time=0",
+        s.base
+    );
+    let (_, body) = send(
+        s.http
+            .get(&first)
+            .basic_auth(format!("{EMAIL}/token"), Some(TOKEN)),
+    )
+    .await;
+    let second = body["end_time"].as_i64().unwrap();
+    let (_, body) = send(
+        s.http
+            .get(format!(
+                "{}/api/v2/incremental/organizations.json?start_time={second}",
+                s.base
+            ))
+            .basic_auth(format!("{EMAIL}/token"), Some(TOKEN)),
+    )
+    .await;
+    assert_eq!(body["count"], 2, "{body}");
+    assert_eq!(body["end_time"], second, "{body}");
+    assert_eq!(body["end_of_stream"], false);
+    s.switches(
+        json!({"incremental_page_size": 1000, "incremental_min_age_secs": 60,
+        "incremental_full_second": "extend_page"}),
+    )
+    .await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let (st, _) = s
         .get(&format!(

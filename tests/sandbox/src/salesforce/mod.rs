@@ -5,9 +5,13 @@
 //! - `POST /services/oauth2/token`: client credentials (form or HTTP Basic) and JWT bearer.
 //! - `GET /services/data/vXX.X/query?q=`, `queryAll?q=`, and their `nextRecordsUrl` pages
 //!   (`Sforce-Query-Options: batchSize=N`, 200–2000).
-//! - `GET|PATCH /services/data/vXX.X/sobjects/{Account|Opportunity|User}/{id}`.
+//! - `GET|PATCH /services/data/vXX.X/sobjects/{Account|Opportunity|User}/{id}`. A write of an
+//!   opportunity's `StageName` sets `IsClosed`/`IsWon` from the `opportunity_stages` switch;
+//!   writing those two answers `INVALID_FIELD_FOR_INSERT_UPDATE`.
 //! - `PATCH /services/data/vXX.X/composite/sobjects` (sObject Collections update, ≤ 200).
-//! - `GET /services/data/` (versions) and `GET /services/data/vXX.X/limits`.
+//! - `GET /services/data/` (versions) and `GET /services/data/vXX.X/limits` (only with
+//!   `integration_user_view_setup`: otherwise 403 `INSUFFICIENT_ACCESS`, as the resource needs
+//!   View Setup and Configuration).
 //! - `GET /services/data/vXX.X/sobjects/{Account|Opportunity|User}/describe`: the object's
 //!   fields as the running user sees them (`updateable` from its field-level security).
 //! - The setup objects an admin tool reads through `query`: `PermissionSet`,
@@ -198,6 +202,10 @@ pub struct Switches {
     /// Account fields absent for the integration user: not deployed, or hidden by field-level
     /// security. Describe omits them and queries naming them answer `INVALID_FIELD`.
     pub integration_user_hidden_fields: Vec<String>,
+    /// The org's opportunity stages (Setup → Opportunity Stages; default: a new org's): a
+    /// write of `StageName` sets the read-only `IsClosed` and `IsWon` from it, and a seeded
+    /// opportunity without them gets them the same way.
+    pub opportunity_stages: Vec<store::OpportunityStage>,
 }
 
 impl Default for Switches {
@@ -225,6 +233,7 @@ impl Default for Switches {
             integration_user_uneditable_fields: Vec::new(),
             integration_user_view_setup: false,
             integration_user_hidden_fields: Vec::new(),
+            opportunity_stages: store::OpportunityStage::standard(),
         }
     }
 }
@@ -520,6 +529,7 @@ impl Sim {
             unique_includes_deleted: s.unique_includes_deleted,
             deleted_status: s.deleted_record_status,
             user_id: &self.user_id,
+            stages: &s.opportunity_stages,
         }
     }
 }
@@ -733,6 +743,15 @@ async fn versions(State(sim): Sh) -> Response {
 async fn limits(State(sim): Sh, Path(version): Path<String>, headers: HeaderMap) -> Response {
     sim.api("sf.limits", &headers, &version, |sim| {
         let s = lock(&sim.switches);
+        // The resource needs View Setup and Configuration, which an integration user lacks;
+        // the call still counts and still carries Sforce-Limit-Info.
+        if !s.integration_user_view_setup {
+            return error_response(&ApiError::new(
+                403,
+                "INSUFFICIENT_ACCESS",
+                "You do not have the level of access necessary to perform the operation you requested. Please contact the owner of the record or your administrator if access is necessary.",
+            ));
+        }
         json_response(
             StatusCode::OK,
             json!({"DailyApiRequests": {"Max": s.daily_api_limit,

@@ -39,6 +39,8 @@ pub enum SeedError {
         object: &'static str,
         prefix: &'static str,
     },
+    #[error("salesforce.switches.opportunity_stages: {0}")]
+    BadStages(String),
     #[error("salesforce.{list}: Id {id} appears twice")]
     DuplicateId { list: &'static str, id: String },
     #[error("salesforce.{list}[{index}]: {field} {value:?} is not a {expected}")]
@@ -49,6 +51,21 @@ pub enum SeedError {
         value: String,
         expected: &'static str,
     },
+}
+
+/// The scenario's opportunity stages (`salesforce.switches.opportunity_stages`), or a new
+/// org's.
+fn seed_stages(seed: &SalesforceSeed) -> Result<Vec<OpportunityStage>, SeedError> {
+    match seed
+        .switches
+        .as_ref()
+        .and_then(|s| s.get("opportunity_stages"))
+    {
+        None => Ok(OpportunityStage::standard()),
+        Some(v) => {
+            serde_json::from_value(v.clone()).map_err(|e| SeedError::BadStages(e.to_string()))
+        }
+    }
 }
 
 /// An error Salesforce reports for one request or one record: HTTP status for the single-record
@@ -321,13 +338,14 @@ impl World {
     pub fn load(seed: &SalesforceSeed) -> Result<World, SeedError> {
         let mut world = World::empty();
         let stamp = soql::format_datetime(world.next_stamp());
+        let stages = seed_stages(seed)?;
         for (object, list, records) in [
             (Object::User, "users", &seed.users),
             (Object::Account, "accounts", &seed.accounts),
             (Object::Opportunity, "opportunities", &seed.opportunities),
         ] {
             for (index, record) in records.iter().enumerate() {
-                let row = world.seed_row(object, list, index, record, &stamp)?;
+                let row = world.seed_row(object, list, index, record, &stamp, &stages)?;
                 let id = row["Id"].as_str().expect("seeded id").to_string();
                 let table = world.table_mut(object);
                 if table.rows.contains_key(&id) {
@@ -346,6 +364,7 @@ impl World {
         index: usize,
         record: &Value,
         stamp: &str,
+        stages: &[OpportunityStage],
     ) -> Result<Map<String, Value>, SeedError> {
         let Value::Object(fields) = record else {
             return Err(SeedError::NotAnObject { list, index });
@@ -438,8 +457,11 @@ impl World {
                 .or_insert_with(|| Value::String(stamp.to_string()));
         }
         if object == Object::Opportunity {
-            row.entry("IsClosed").or_insert(Value::Bool(false));
-            row.entry("IsWon").or_insert(Value::Bool(false));
+            // A seed that leaves them out gets what its stage means.
+            let (closed, won) =
+                OpportunityStage::flags(stages, row.get("StageName").and_then(Value::as_str));
+            row.entry("IsClosed").or_insert(Value::Bool(closed));
+            row.entry("IsWon").or_insert(Value::Bool(won));
         }
         Ok(row)
     }
@@ -1238,6 +1260,61 @@ pub struct WriteRules<'a> {
     pub deleted_status: u16,
     /// Stamped into `LastModifiedById`.
     pub user_id: &'a str,
+    /// The org's opportunity stages: a write of `StageName` sets `IsClosed` and `IsWon`.
+    pub stages: &'a [OpportunityStage],
+}
+
+/// One value of the org's opportunity stage picklist and what it means (the setup object
+/// `OpportunityStage`: `IsClosed`, `IsWon`). An opportunity's `IsClosed` and `IsWon` are
+/// read-only, "directly controlled by StageName".
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpportunityStage {
+    pub name: String,
+    #[serde(default)]
+    pub closed: bool,
+    #[serde(default)]
+    pub won: bool,
+}
+
+impl OpportunityStage {
+    /// A new org's stages (Setup → Opportunity Stages), open ones first.
+    pub fn standard() -> Vec<OpportunityStage> {
+        let open = [
+            "Prospecting",
+            "Qualification",
+            "Needs Analysis",
+            "Value Proposition",
+            "Id. Decision Makers",
+            "Perception Analysis",
+            "Proposal/Price Quote",
+            "Negotiation/Review",
+        ];
+        let stage = |name: &str, closed, won| OpportunityStage {
+            name: name.to_string(),
+            closed,
+            won,
+        };
+        open.iter()
+            .map(|n| stage(n, false, false))
+            .chain([
+                stage("Closed Won", true, true),
+                stage("Closed Lost", true, false),
+            ])
+            .collect()
+    }
+
+    /// `(IsClosed, IsWon)` of an opportunity at `stage_name`. A value outside the list is an
+    /// open stage (Salesforce's answer to one is not documented; orglink never writes stages).
+    pub fn flags(stages: &[OpportunityStage], stage_name: Option<&str>) -> (bool, bool) {
+        let Some(name) = stage_name else {
+            return (false, false);
+        };
+        stages
+            .iter()
+            .find(|s| s.name == name)
+            .or_else(|| stages.iter().find(|s| s.name.eq_ignore_ascii_case(name)))
+            .map_or((false, false), |s| (s.closed, s.won))
+    }
 }
 
 /// One field a write set, with its value before and after.
@@ -1407,12 +1484,22 @@ impl World {
             at = previous + Duration::milliseconds(1);
             self.last_stamp = at;
         }
+        // The stage decides IsClosed and IsWon; they change with it, in the write log too.
+        if object == Object::Opportunity
+            && let Some((_, stage)) = changes.iter().find(|(n, _)| n == "StageName")
+        {
+            let (closed, won) = OpportunityStage::flags(rules.stages, stage.as_str());
+            changes.push(("IsClosed".into(), Value::Bool(closed)));
+            changes.push(("IsWon".into(), Value::Bool(won)));
+        }
         let stamp = soql::format_datetime(at);
         let mut row = (*current).clone();
         let mut fields = BTreeMap::new();
         for (name, new) in changes {
             let old = row.insert(name.clone(), new.clone()).unwrap_or(Value::Null);
-            fields.insert(name, FieldChange { old, new });
+            if old != new || !def_is_derived(object, &name) {
+                fields.insert(name, FieldChange { old, new });
+            }
         }
         row.insert("SystemModstamp".into(), Value::String(stamp.clone()));
         row.insert("LastModifiedDate".into(), Value::String(stamp.clone()));
@@ -1438,6 +1525,11 @@ impl World {
             self.table_mut(object).put(id, row);
         }
     }
+}
+
+/// Fields Salesforce sets from another field's write: logged only when they change.
+fn def_is_derived(object: Object, name: &str) -> bool {
+    object == Object::Opportunity && matches!(name, "IsClosed" | "IsWon")
 }
 
 /// A written value in the field's type, in Salesforce's canonical rendering.
@@ -1772,6 +1864,8 @@ mod tests {
         assert_eq!(globex["Owner"], Value::Null);
     }
 
+    static STAGES: std::sync::OnceLock<Vec<OpportunityStage>> = std::sync::OnceLock::new();
+
     fn rules<'a>(
         locks: &'a mut BTreeMap<String, u64>,
         validation: &'a BTreeMap<String, String>,
@@ -1785,6 +1879,7 @@ mod tests {
             unique_includes_deleted: true,
             deleted_status: 404,
             user_id: "005SB0000000001AAA",
+            stages: STAGES.get_or_init(OpportunityStage::standard),
         }
     }
 

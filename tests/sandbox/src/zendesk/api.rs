@@ -535,22 +535,15 @@ async fn org_incremental(State(zd): Z, Query(q): Params, headers: HeaderMap) -> 
         ));
     }
     let w = zd.world.read().expect("world lock");
-    // Records changed up to `newest` inclusive.
-    let limit = sw.incremental_page_size.max(1);
-    let page = w
-        .orgs
-        .changed_since(start, newest + 1, limit, sw.incremental_includes_deleted);
-    let full = page.len() == limit;
-    let end_time = if full {
-        let last = page
-            .last()
-            .map_or(start, |(o, at)| at.unwrap_or(o.updated_at));
-        // A full page of one second would repeat forever; step past it (may skip, as Zendesk may).
-        if last == start { start + 1 } else { last }
-    } else {
-        newest.max(start)
-    };
+    let page = w.orgs.export_page(
+        start,
+        newest,
+        sw.incremental_page_size,
+        sw.incremental_includes_deleted,
+        sw.incremental_full_second,
+    );
     let items: Vec<Value> = page
+        .items
         .iter()
         .map(|(o, deleted)| {
             let mut v = o.to_json(&base);
@@ -566,9 +559,9 @@ async fn org_incremental(State(zd): Z, Query(q): Params, headers: HeaderMap) -> 
         json!({
             "organizations": items,
             "count": items.len(),
-            "end_of_stream": !full,
-            "end_time": end_time,
-            "next_page": format!("{base}/api/v2/incremental/organizations.json?start_time={end_time}"),
+            "end_of_stream": page.end_of_stream,
+            "end_time": page.end_time,
+            "next_page": format!("{base}/api/v2/incremental/organizations.json?start_time={}", page.end_time),
         }),
     )
 }

@@ -122,6 +122,21 @@ pub enum JobFailureShape {
     SuccessFalse,
 }
 
+/// What the time-based organization export does with a full page whose records all changed in
+/// `start_time`'s second (undocumented: UNVERIFIED). Otherwise a page ends at its last record's
+/// second and the next page starts there, repeating that second's records (documented
+/// duplicates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncrementalFullSecond {
+    /// The page holds every record of that second, past the page size, and `end_time` is the
+    /// next second: nothing is lost and nothing repeats forever.
+    ExtendPage,
+    /// `end_time` is `start_time` again (reported for the older ticket export,
+    /// zendesk_api_client_rb #168): a client that follows it never gets past that second.
+    RepeatStart,
+}
+
 /// UNVERIFIED behaviours and tunables, read and set at `/_sandbox/switches`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -144,6 +159,8 @@ pub struct Switches {
     pub incremental_min_age_secs: i64,
     /// Deleted organizations appear in the incremental export, with `deleted_at` (UNVERIFIED).
     pub incremental_includes_deleted: bool,
+    /// A full export page of one second (UNVERIFIED): see [`IncrementalFullSecond`].
+    pub incremental_full_second: IncrementalFullSecond,
     /// Organization names are unique ignoring case (UNVERIFIED).
     pub name_unique_case_insensitive: bool,
     pub job_failure_shape: JobFailureShape,
@@ -183,6 +200,7 @@ impl Switches {
             incremental_page_size: 1000,
             incremental_min_age_secs: 60,
             incremental_includes_deleted: false,
+            incremental_full_second: IncrementalFullSecond::ExtendPage,
             name_unique_case_insensitive: true,
             job_failure_shape: JobFailureShape::ErrorDetails,
             account_endpoint: false,

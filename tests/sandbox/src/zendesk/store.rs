@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
+use super::IncrementalFullSecond;
+
 /// One organization as Zendesk stores it (the fields orglink reads or writes; unknown seed
 /// fields are dropped).
 #[derive(Debug, Clone, PartialEq)]
@@ -352,6 +354,15 @@ impl MultiIndex {
     }
 }
 
+/// A page of the time-based organization export: the records (with `deleted_at` for a
+/// tombstone), where the next page starts, and whether this one reached the newest change.
+#[derive(Debug)]
+pub struct ExportPage<'a> {
+    pub items: Vec<(&'a Org, Option<i64>)>,
+    pub end_time: i64,
+    pub end_of_stream: bool,
+}
+
 /// The organizations of one Zendesk account, indexed.
 #[derive(Debug, Default)]
 pub struct Directory {
@@ -482,6 +493,58 @@ impl Directory {
             })
             .take(limit)
             .collect()
+    }
+
+    /// One page of the time-based export from `start` to `newest` (inclusive): up to `limit`
+    /// records in (updated_at, id) order. A page that may have left records behind ends at its
+    /// last record's second and the next page starts there, so that second's records come
+    /// again (Zendesk documents duplicates). A full page all of `start`'s second would then
+    /// come back unchanged forever; `full_second` says what happens instead (UNVERIFIED).
+    pub fn export_page(
+        &self,
+        start: i64,
+        newest: i64,
+        limit: usize,
+        include_deleted: bool,
+        full_second: IncrementalFullSecond,
+    ) -> ExportPage<'_> {
+        let limit = limit.max(1);
+        let items = self.changed_since(start, newest + 1, limit, include_deleted);
+        if items.len() < limit {
+            return ExportPage {
+                items,
+                end_time: newest.max(start),
+                end_of_stream: true,
+            };
+        }
+        let last = items
+            .last()
+            .map_or(start, |(o, at)| at.unwrap_or(o.updated_at));
+        if last > start {
+            return ExportPage {
+                items,
+                end_time: last,
+                end_of_stream: false,
+            };
+        }
+        match full_second {
+            IncrementalFullSecond::ExtendPage => {
+                let end_time = start + 1;
+                ExportPage {
+                    items: self.changed_since(start, end_time, usize::MAX, include_deleted),
+                    end_time,
+                    end_of_stream: end_time > newest
+                        || self
+                            .changed_since(end_time, newest + 1, 1, include_deleted)
+                            .is_empty(),
+                }
+            }
+            IncrementalFullSecond::RepeatStart => ExportPage {
+                items,
+                end_time: start,
+                end_of_stream: false,
+            },
+        }
     }
 
     fn validate(&self, org: &Org, self_id: Option<u64>, rules: Rules) -> Result<(), OrgError> {
@@ -865,6 +928,51 @@ mod tests {
         assert_eq!(d.changed_since(350, 1000, 10, false).len(), 0);
         let tomb = d.changed_since(350, 1000, 10, true);
         assert_eq!((tomb[0].0.id, tomb[0].1), (b.id, Some(400)));
+    }
+
+    #[test]
+    fn a_full_export_page_of_one_second_is_extended_or_repeated_as_switched() {
+        let mut d = Directory::new();
+        // Five organizations changed in second 100, two in 101, one in 105.
+        for (n, at) in [100, 100, 100, 100, 100, 101, 101, 105]
+            .into_iter()
+            .enumerate()
+        {
+            d.create(&input(json!({"name": format!("Org {n}")})), at, RULES)
+                .unwrap();
+        }
+        let ids = |p: &ExportPage| p.items.iter().map(|(o, _)| o.id).collect::<Vec<_>>();
+        let extend = IncrementalFullSecond::ExtendPage;
+        // Pages of 3 from 100: the whole second, past the page size, then on from 101.
+        let first = d.export_page(100, 200, 3, false, extend);
+        assert_eq!(first.items.len(), 5);
+        assert_eq!((first.end_time, first.end_of_stream), (101, false));
+        // A page ending inside a later second ends there: the next page repeats 101.
+        let second = d.export_page(95, 200, 6, false, extend);
+        assert_eq!((second.items.len(), second.end_time), (6, 101));
+        let third = d.export_page(101, 200, 3, false, extend);
+        assert_eq!((third.end_time, third.end_of_stream), (105, false));
+        assert!(ids(&second).contains(&ids(&third)[0]), "101 comes twice");
+        // Every organization is read, each at least once, and the walk ends.
+        let (mut start, mut seen, mut pages) = (0, std::collections::BTreeSet::new(), 0);
+        loop {
+            let p = d.export_page(start, 200, 2, false, extend);
+            seen.extend(ids(&p));
+            pages += 1;
+            assert!(pages < 20, "the export loops");
+            if p.end_of_stream {
+                break;
+            }
+            start = p.end_time;
+        }
+        assert_eq!(seen.len(), 8);
+        // The other setting: end_time stays at start_time, and the page stays at 3.
+        let repeat = d.export_page(100, 200, 3, false, IncrementalFullSecond::RepeatStart);
+        assert_eq!(repeat.items.len(), 3);
+        assert_eq!((repeat.end_time, repeat.end_of_stream), (100, false));
+        // The newest second extended: nothing newer may be asked for, so the stream ends.
+        let newest = d.export_page(100, 100, 3, false, extend);
+        assert_eq!((newest.items.len(), newest.end_of_stream), (5, true));
     }
 
     #[test]
