@@ -21,6 +21,8 @@
 
 #[path = "demo/calls.rs"]
 mod calls;
+#[path = "demo/jwt.rs"]
+mod jwt;
 #[path = "demo/live.rs"]
 mod live;
 #[path = "demo/logs.rs"]
@@ -30,8 +32,8 @@ mod scan;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
-use std::sync::Mutex;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use orglink_harness::{AwsEnv, LocalStack, Moto, Sandbox, repo_root};
@@ -60,6 +62,8 @@ const SF_CLIENT_ID: &str = "orglink-sandbox-consumer-key";
 /// README's quote of the audit is checked with the same window (cli/tests/audit.rs).
 const TICKET_DAYS: &str = "36500";
 const ZD_EMAIL: &str = "admin@example.com";
+/// The integration user the operator's JWT bearer sign-in names (the sandbox's `sub`).
+const SF_USERNAME: &str = "integration@orglink.sandbox";
 
 /// Everything the demo printed, for the canary scan.
 static TRANSCRIPT: Mutex<String> = Mutex::new(String::new());
@@ -94,7 +98,7 @@ fn stage(n: u32, title: &str) {
     say!("\n== stage {n}: {title}");
 }
 
-/// The run's secrets: each a fresh canary.
+/// The run's secrets: each a fresh canary (and, once made, the JWT key: `jwt_key`).
 struct Canaries {
     sf_client_secret: Canary,
     zd_token: Canary,
@@ -130,6 +134,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let canaries = Canaries::new();
+    // The operator's throwaway RSA key for the JWT bearer flow, made while the world is
+    // generated and moto starts (a debug build takes a few seconds).
+    let keygen = std::thread::spawn(jwt::generate_key);
+    let jwt_key: OnceLock<Canary> = OnceLock::new();
     let log_file = out.join("logs.jsonl");
     if let Err(e) = logs::install(&log_file) {
         eprintln!("demo: {e}");
@@ -146,7 +154,7 @@ fn main() -> ExitCode {
         }
     };
     // Everything `run` starts is dropped (stopped) when it returns, error or not.
-    let result = runtime.block_on(run(&out, &canaries));
+    let result = runtime.block_on(run(&out, &canaries, keygen, &jwt_key));
     drop(runtime);
     let failed = match &result {
         Ok(()) => false,
@@ -160,9 +168,11 @@ fn main() -> ExitCode {
         out.display()
     );
 
-    stage(8, "secret scan");
+    stage(9, "secret scan");
     let transcript = TRANSCRIPT.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let hits = match scan_everything(&out, &log_file, &transcript, &canaries.all()) {
+    let mut all = canaries.all();
+    all.extend(jwt_key.get().cloned());
+    let hits = match scan_everything(&out, &log_file, &transcript, &all) {
         Ok(n) => n,
         Err(e) => {
             eprintln!("demo: the secret scan could not run: {e}");
@@ -210,17 +220,23 @@ fn scan_everything(
         }
     }
     files.sort();
+    let mut by_name: BTreeMap<String, usize> = BTreeMap::new();
     for f in &files {
         let name = f.strip_prefix(out).unwrap_or(f).display().to_string();
-        other.add(scanner.scan(&name, &read(f)?));
+        let report = scanner.scan(&name, &read(f)?);
+        by_name.insert(name, report.lines);
+        other.add(report);
     }
+    let lines_of = |name: &str| by_name.get(name).copied().unwrap_or(0);
     let hits: Vec<_> = logs.hits.iter().chain(&other.hits).collect();
     println!(
-        "secret scan: {} log lines, {} canary hits ({} more lines of printed output and files under {} scanned)",
+        "secret scan: {} log lines, {} canary hits ({} more lines of printed output and files under {} scanned, among them moto's log, {} lines, and the simulators' stderr, {} lines)",
         logs.lines,
         hits.len(),
         other.lines,
-        out.display()
+        out.display(),
+        lines_of("moto.log"),
+        lines_of("sandbox-stderr.log")
     );
     for h in &hits {
         println!(
@@ -264,7 +280,24 @@ impl Orglink {
     }
 }
 
-async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
+/// Moto, with its log copied under `target/demo/` (for the scan) when it stops.
+struct MotoKeepingLog {
+    moto: Moto,
+    to: PathBuf,
+}
+
+impl Drop for MotoKeepingLog {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.to, self.moto.log());
+    }
+}
+
+async fn run(
+    out: &Path,
+    canaries: &Canaries,
+    keygen: std::thread::JoinHandle<Result<jwt::Key, String>>,
+    jwt_key: &OnceLock<Canary>,
+) -> Result<(), String> {
     let t0 = Instant::now();
     stage(
         1,
@@ -305,8 +338,13 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
     let truth: Truth =
         serde_json::from_value(read_json("truth.json")?).map_err(|e| format!("truth.json: {e}"))?;
 
-    let moto = Moto::start().map_err(|e| e.to_string())?;
-    let aws = AwsEnv::for_moto(&moto).await;
+    // moto_server with exact shortcuts in its DynamoDB comparisons (demo/moto_server.py).
+    let moto = MotoKeepingLog {
+        moto: Moto::start_program(&repo_root().join("cli/examples/demo/moto_server"))
+            .map_err(|e| e.to_string())?,
+        to: out.join("moto.log"),
+    };
+    let aws = AwsEnv::for_moto(&moto.moto).await;
     let stack = LocalStack::create(&aws, "orglink-demo")
         .await
         .map_err(|e| e.to_string())?;
@@ -320,9 +358,22 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
     let config = Config::embedded_default();
     let org_id = config.binding().salesforce_org_id().as_str().to_string();
     let rate = ZENDESK_PER_MINUTE.to_string();
-    let sandbox = Sandbox::start_with(
+    let key = keygen
+        .join()
+        .map_err(|_| "the RSA key generation panicked".to_string())??;
+    let public_key = out.join("jwt-public-key.pem");
+    std::fs::write(&public_key, &key.public_pem).map_err(|e| e.to_string())?;
+    let private_key =
+        jwt_key.get_or_init(|| Canary::pem("salesforce-jwt-private-key", key.private_pem.clone()));
+    let public_key = public_key.display().to_string();
+    let sandbox_stderr = out.join("sandbox-stderr.log");
+    let sandbox = Sandbox::start_with_stderr(
         Some(&out.join("scenario.json")),
         &[
+            "--salesforce-jwt-public-key",
+            &public_key,
+            "--salesforce-username",
+            SF_USERNAME,
             "--salesforce-org-id",
             &org_id,
             "--salesforce-client-secret",
@@ -334,6 +385,10 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
             "--zendesk-job-delay-ms",
             "100",
         ],
+        Stdio::from(
+            std::fs::File::create(&sandbox_stderr)
+                .map_err(|e| format!("{}: {e}", sandbox_stderr.display()))?,
+        ),
     )
     .map_err(|e| e.to_string())?;
     say!(
@@ -375,7 +430,8 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
     )
     .await?;
     say!(
-        "secrets: canary values generated for this run (scanned for at the end)  [{:.1} s]",
+        "secrets: canary values generated for this run (scanned for at the end); the operator's JWT bearer key: a throwaway 2048-bit RSA key (made in {:.1} s), its public half given to the Salesforce simulator as a connected app's certificate  [{:.1} s]",
+        key.took.as_secs_f64(),
         t0.elapsed().as_secs_f64()
     );
 
@@ -398,16 +454,34 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
     ];
     env.extend(aws.env_vars().into_iter().map(|(k, v)| (k.to_string(), v)));
     env.extend(names.to_env().into_iter().map(|(k, v)| (k.to_string(), v)));
+    // The operator at the terminal signs in with the JWT bearer flow (username + the key);
+    // the deployment's secret uses client credentials.
+    let jwt_env: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| k != "ORGLINK_SF_CLIENT_SECRET")
+        .cloned()
+        .chain([
+            ("ORGLINK_SF_USERNAME".to_string(), SF_USERNAME.to_string()),
+            (
+                "ORGLINK_SF_PRIVATE_KEY_PEM".to_string(),
+                private_key.value.clone(),
+            ),
+        ])
+        .collect();
+    let operator = Orglink { env: jwt_env };
     let orglink = Orglink { env };
     let http = reqwest::Client::new();
     let snap = || calls::snapshot(&http, &sandbox.salesforce, &sandbox.zendesk);
     let at_start = snap().await?;
 
-    stage(2, "orglink config check");
+    stage(
+        2,
+        "orglink config check (the operator signs in to Salesforce with the JWT bearer flow)",
+    );
     let t = Instant::now();
     // 3: nothing failed, but View All cannot be read without View Setup and Configuration,
     // which the sandbox's integration user lacks as a real one does (docs/cli.md).
-    if !matches!(orglink.run(&["config", "check"], true)?.0, 0 | 3) {
+    if !matches!(operator.run(&["config", "check"], true)?.0, 0 | 3) {
         return Err("config check failed against the sandbox".into());
     }
     say!("[{:.1} s]", t.elapsed().as_secs_f64());
@@ -415,7 +489,7 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
     stage(3, "orglink audit (read-only): the world before orglink ran");
     let t = Instant::now();
     let html = out.join("audit.html");
-    let (code, before_table) = orglink.run(
+    let (code, before_table) = operator.run(
         &[
             "audit",
             "--ticket-days",
@@ -485,6 +559,9 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
         sf_client_id: SF_CLIENT_ID,
         sf_client_secret: &canaries.sf_client_secret.value,
         signing_secret: &canaries.sf_signing.value,
+        webhook_secret: &canaries.zd_webhook.value,
+        zd_email: ZD_EMAIL,
+        zd_token: &canaries.zd_token.value,
         zendesk_per_minute: ZENDESK_PER_MINUTE,
         salesforce_per_minute: SALESFORCE_PER_MINUTE,
     };
@@ -512,26 +589,11 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
         live.intake_time.as_secs_f64(),
         join(&live.intake)
     );
-    let processed: u64 = live.outcomes.values().sum();
     say!(
-        "workers: {} messages done in {:.1} s by {} workers ({} invocations): {}",
-        processed,
-        live.worker_time.as_secs_f64(),
-        live.workers,
-        live.invocations,
-        join(&live.outcomes)
+        "agents edited two linked organizations by hand in Zendesk; orglink's webhook, signed with its signing secret, through intake: {}",
+        live.webhooks.join("; ")
     );
-    say!(
-        "  retried later {}, re-sent fresh {}, crashed invocations {}, poison {}, dead letters {}",
-        live.retries,
-        live.requeued,
-        live.crashes,
-        live.poison,
-        live.dead_letters
-    );
-    if !live.drained {
-        return Err("the workers did not drain the queue in time".into());
-    }
+    say_drained("workers", &live.workers)?;
     say!("[{:.1} s]", t.elapsed().as_secs_f64());
 
     stage(6, "nightly reconcile (full run)");
@@ -578,15 +640,30 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
         s.tickets.read,
         s.tickets.misattributed
     );
+    say!("[{:.1} s]", t.elapsed().as_secs_f64());
+
+    stage(7, "the reconcile's safe repairs: SQS FIFO → workers");
+    let t = Instant::now();
+    // Coverage as the reconcile left it, to show what its repairs change.
+    let (_, json) = orglink.run(
+        &["audit", "--format", "json", "--ticket-days", TICKET_DAYS],
+        false,
+    )?;
+    let before_repairs: serde_json::Value =
+        serde_json::from_str(&json).map_err(|e| format!("audit JSON: {e}"))?;
+    let before_repair_calls = snap().await?;
+    let repairs = live::drain(&setup).await?;
+    let after_repairs = snap().await?;
+    say_drained("workers", &repairs)?;
+    say!("[{:.1} s]", t.elapsed().as_secs_f64());
     let rows = reconciler
         .stores
         .exceptions
         .list(&ExceptionFilter::status(ExceptionStatus::Open))
         .await
         .map_err(|e| format!("exceptions table: {e}"))?;
-    say!("[{:.1} s]", t.elapsed().as_secs_f64());
 
-    stage(7, "what happened");
+    stage(8, "what happened");
     let after_html = out.join("audit-after.html");
     let (_, json) = orglink.run(
         &[
@@ -610,12 +687,20 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
     let totals = &after["totals"];
     let orgs_before = before_audit["organizations"].as_u64().unwrap_or(0);
     let orgs_after = totals["organizations"].as_u64().unwrap_or(0);
+    let repaired = &before_repairs["totals"];
     say!(
-        "accounts linked: {} of {} eligible ({}% coverage; the audit before: {})",
+        "accounts linked: {} of {} eligible ({}% coverage; before the reconcile's repairs: {} ({}%); the audit before orglink: {})",
         totals["linked"],
         totals["eligible"],
         totals["coverage_percent"],
+        repaired["linked"],
+        repaired["coverage_percent"],
         coverage_line(&before_table)
+    );
+    say!(
+        "the reconcile's {} safe repairs, through the workers: {}",
+        s.repairs.enqueued,
+        join(&repairs.outcomes)
     );
     say!(
         "organizations: {orgs_before} before, {orgs_after} after: {} created by orglink (it never deletes or merges one)",
@@ -623,7 +708,7 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
     );
     say!(
         "live events by outcome: {} (intake: {})",
-        join(&live.outcomes),
+        join(&live.workers.outcomes),
         join(&live.intake)
     );
     let mut by_kind: BTreeMap<ExceptionKind, usize> = BTreeMap::new();
@@ -684,6 +769,11 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
             &after_reconcile.since(&after_live),
             Some(with_tickets(read, &scenario)),
         ),
+        (
+            "reconcile's repairs",
+            &after_repairs.since(&before_repair_calls),
+            None,
+        ),
     ]);
     let live_calls = after_live.since(&before_live);
     say!(
@@ -699,7 +789,39 @@ async fn run(out: &Path, canaries: &Canaries) -> Result<(), String> {
     drop(reconciler);
     drop(sandbox);
     drop(moto);
+    say!(
+        "moto's log and the simulators' stderr kept for the scan: {}, {}",
+        out.join("moto.log").display(),
+        sandbox_stderr.display()
+    );
     Ok(())
+}
+
+/// The workers' line: messages by outcome, time, retries and dead letters. Fails when the
+/// queue was not drained in time.
+fn say_drained(who: &str, d: &live::Drained) -> Result<(), String> {
+    let processed: u64 = d.outcomes.values().sum();
+    say!(
+        "{who}: {} messages done in {:.1} s by {} workers ({} invocations): {}",
+        processed,
+        d.time.as_secs_f64(),
+        d.workers,
+        d.invocations,
+        join(&d.outcomes)
+    );
+    say!(
+        "  retried later {}, re-sent fresh {}, crashed invocations {}, poison {}, dead letters {}",
+        d.retries,
+        d.requeued,
+        d.crashes,
+        d.poison,
+        d.dead_letters
+    );
+    if d.drained {
+        Ok(())
+    } else {
+        Err("the workers did not drain the queue in time".into())
+    }
 }
 
 fn join<K: std::fmt::Display, V: std::fmt::Display>(m: &BTreeMap<K, V>) -> String {

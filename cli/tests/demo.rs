@@ -87,3 +87,43 @@ fn forms_are_long_enough_not_to_match_by_chance_and_debug_hides_the_value() {
 fn rand_like(n: u128) -> u128 {
     n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
 }
+
+/// A PEM-shaped private key: `lines` full body lines of base64 (64 characters) and a short
+/// last one, from bytes derived from `seed`.
+fn fake_pem(seed: u128, lines: usize) -> String {
+    let bytes: Vec<u8> = (0..(lines * 48 + 9) as u128)
+        .map(|i| (rand_like(seed ^ i) >> 64) as u8)
+        .collect();
+    let body = STANDARD.encode(bytes);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for chunk in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(chunk).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
+}
+
+#[test]
+fn a_pem_key_canary_is_found_by_any_body_line_escaped_or_encoded() {
+    let pem = fake_pem(5, 20);
+    let key = Canary::pem("salesforce-jwt-private-key", pem.clone());
+    let scanner = Scanner::new(&[key]);
+    // The whole key in a JSON log line, its line breaks escaped.
+    let logged = serde_json::json!({"message": "secret", "value": pem}).to_string();
+    assert!(!logged.contains('\n'));
+    assert_eq!(scanner.scan("logs.jsonl", &logged).hits.len(), 1);
+    // One body line alone (a truncated dump), and one base64-encoded again.
+    let third = pem.lines().nth(3).unwrap();
+    assert_eq!(scanner.scan("x", &format!("..{third}..")).hits.len(), 1);
+    let encoded = STANDARD.encode(format!("key={third}"));
+    assert_eq!(scanner.scan("x", &encoded).hits.len(), 1, "{encoded}");
+    // The armour lines, the short last line and another key are no hits.
+    let last = pem.lines().rev().nth(1).unwrap();
+    assert!(last.len() < 40, "{last}");
+    let other = fake_pem(6, 20);
+    let clean = format!("-----BEGIN PRIVATE KEY-----\n{last}\n{other}");
+    let report = scanner.scan("x", &clean);
+    assert!(report.hits.is_empty(), "{:?}", report.hits);
+    assert_eq!(report.lines, clean.lines().count());
+}

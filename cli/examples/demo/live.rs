@@ -16,7 +16,11 @@ use time::macros::format_description;
 
 use orglink_harness::{AwsEnv, LocalStack, Sandbox};
 use orglink_intake::Environment;
+use orglink_intake::aws::AwsIntake;
 use orglink_intake::settings::INTAKE_SECRET_ENV;
+use orglink_intake::zendesk::{
+    SIGNATURE_HEADER as WEBHOOK_SIGNATURE, TIMESTAMP_HEADER as WEBHOOK_TIMESTAMP, sign_webhook,
+};
 use orglink_sandbox::generate::{Expected, Truth};
 use orglink_shared::aws::queue::SqsQueue;
 use orglink_shared::contract::EventKind;
@@ -58,6 +62,10 @@ pub struct Setup<'a> {
     pub sf_client_id: &'a str,
     pub sf_client_secret: &'a str,
     pub signing_secret: &'a str,
+    /// The Zendesk webhook's signing secret, and an agent's API credentials.
+    pub webhook_secret: &'a str,
+    pub zd_email: &'a str,
+    pub zd_token: &'a str,
     /// Rate limits the demo's simulator and budgets use (requests a minute).
     pub zendesk_per_minute: u32,
     pub salesforce_per_minute: u32,
@@ -66,11 +74,20 @@ pub struct Setup<'a> {
 /// What happened.
 #[derive(Debug, Default)]
 pub struct LiveReport {
-    pub workers: usize,
     pub events: usize,
     pub requests: usize,
     /// Intake's outcomes over every request (a twice-delivered batch counts twice).
     pub intake: BTreeMap<String, u64>,
+    /// The Zendesk webhooks (agents' edits by hand): what intake made of each.
+    pub webhooks: Vec<String>,
+    pub intake_time: Duration,
+    pub workers: Drained,
+}
+
+/// What the workers did draining the queue.
+#[derive(Debug, Default)]
+pub struct Drained {
+    pub workers: usize,
     /// The workers' final outcome per message (`succeeded`, `coalesced`, ...).
     pub outcomes: BTreeMap<String, u64>,
     pub retries: u64,
@@ -80,8 +97,7 @@ pub struct LiveReport {
     pub crashes: u64,
     pub dead_letters: u64,
     pub drained: bool,
-    pub intake_time: Duration,
-    pub worker_time: Duration,
+    pub time: Duration,
 }
 
 /// A deterministic spread of `n` items from `pool` (every k-th), so each run picks the same.
@@ -419,8 +435,142 @@ pub async fn run_stage(s: &Setup<'_>, changes: &[Change]) -> Result<LiveReport, 
             }
         }
     }
+    report.webhooks = agents_edit_in_zendesk(&http, s, &intake, changes).await?;
     report.intake_time = started.elapsed();
+    report.workers = drain(s).await?;
+    Ok(report)
+}
 
+/// Two support agents edit linked organizations by hand in Zendesk (through its API, as the
+/// agents' browser does): one renames an organization, one types over its external_id. Zendesk
+/// sends orglink's webhook for each, signed with the webhook's signing secret; intake's
+/// handler takes them as a function URL request on `/zendesk`. Returns what intake made of
+/// each (`name_changed: ignored (reason)`).
+async fn agents_edit_in_zendesk(
+    http: &reqwest::Client,
+    s: &Setup<'_>,
+    intake: &AwsIntake,
+    changes: &[Change],
+) -> Result<Vec<String>, String> {
+    // Two linked organizations of accounts nobody else changes in this stage.
+    let url = format!(
+        "{}/api/v2/organizations.json?per_page=100",
+        s.sandbox.zendesk
+    );
+    let page: Value = zendesk_call(s, http.get(&url)).await?;
+    let orgs: Vec<&Value> = page["organizations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| {
+            o["external_id"].as_str().is_some_and(|k| {
+                AccountId::parse(k).is_ok() && !changes.iter().any(|c| c.account == k)
+            })
+        })
+        .take(2)
+        .collect();
+    let [renamed, rekeyed] = orgs.as_slice() else {
+        return Err("no two linked organizations for the agents to edit".into());
+    };
+    let edits = [
+        (
+            *renamed,
+            "name_changed",
+            "name",
+            json!(format!(
+                "{} (EMEA)",
+                renamed["name"].as_str().unwrap_or("Org")
+            )),
+        ),
+        (
+            *rekeyed,
+            "external_id_changed",
+            "external_id",
+            json!("SFDC-LEGACY-0042"),
+        ),
+    ];
+    let secret = Secret::new(s.webhook_secret);
+    let mut out = Vec::new();
+    for (n, (org, kind, field, value)) in edits.into_iter().enumerate() {
+        let id = org["id"].as_u64().ok_or("an organization without an id")?;
+        let url = format!("{}/api/v2/organizations/{id}.json", s.sandbox.zendesk);
+        let answer: Value = zendesk_call(
+            s,
+            http.put(&url)
+                .json(&json!({"organization": {field: value.clone()}})),
+        )
+        .await?;
+        let o = &answer["organization"];
+        // The payload Zendesk's organization events carry (docs/reference: webhooks).
+        let body = json!({
+            "type": format!("zen:event-type:organization.{kind}"),
+            "account_id": 10973248,
+            "subject": format!("zen:organization:{id}"),
+            "id": format!("01demo-agent-edit-{n}"),
+            "time": o["updated_at"],
+            "zendesk_event_version": "2022-06-20",
+            "detail": {"id": id.to_string(), "external_id": o["external_id"], "name": o["name"],
+                       "group_id": null, "created_at": o["created_at"], "updated_at": o["updated_at"],
+                       "shared_comments": false, "shared_tickets": false},
+            "event": {"current": value, "previous": org[field]},
+        })
+        .to_string();
+        let ts = OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| e.to_string())?;
+        let signature = sign_webhook(&secret, &ts, body.as_bytes());
+        let mut request = function_url_request("/zendesk", "", &body);
+        let headers = request["headers"].as_object_mut().ok_or("headers")?;
+        headers.remove(&SIGNATURE_HEADER.to_ascii_lowercase());
+        headers.insert(WEBHOOK_SIGNATURE.to_ascii_lowercase(), json!(signature));
+        headers.insert(WEBHOOK_TIMESTAMP.to_ascii_lowercase(), json!(ts));
+        headers.insert("user-agent".into(), json!("Zendesk Webhook"));
+        let answer = intake
+            .handle_invocation(request)
+            .await
+            .map_err(|e| format!("intake: {e}"))?;
+        let status = answer["statusCode"].as_u64().unwrap_or(0);
+        let summary: Value = answer["body"]
+            .as_str()
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
+        if !(200..300).contains(&status) {
+            return Err(format!("intake answered {status} to a webhook: {summary}"));
+        }
+        let results = summary["results"].as_array().cloned().unwrap_or_default();
+        let said: Vec<String> = results
+            .iter()
+            .map(|r| {
+                let outcome = r["outcome"].as_str().unwrap_or("?");
+                match r["reason"].as_str() {
+                    Some(why) => format!("{outcome} ({why})"),
+                    None => outcome.to_string(),
+                }
+            })
+            .collect();
+        out.push(format!("{kind}: {}", said.join(", ")));
+    }
+    Ok(out)
+}
+
+/// A call to the Zendesk API as an agent (the demo's API token).
+async fn zendesk_call(s: &Setup<'_>, request: reqwest::RequestBuilder) -> Result<Value, String> {
+    let r = request
+        .basic_auth(format!("{}/token", s.zd_email), Some(s.zd_token))
+        .send()
+        .await
+        .map_err(|e| format!("Zendesk: {}", e.without_url()))?;
+    let status = r.status();
+    if !status.is_success() {
+        return Err(format!("Zendesk answered {status}"));
+    }
+    r.json().await.map_err(|e| format!("Zendesk: {e}"))
+}
+
+/// Drains the sync queue with the workers, each built as the worker's Lambda cold start
+/// builds it, through the local runner with the template's event source mapping.
+pub async fn drain(s: &Setup<'_>) -> Result<Drained, String> {
+    let mut report = Drained::default();
     // The workers, as the worker's Lambda cold start builds them; retries scaled to seconds
     // (docs/worker.md, "Scaling the retry schedule in tests") so the demo stays short.
     let settings = WorkerSettings {
@@ -509,7 +659,7 @@ pub async fn run_stage(s: &Setup<'_>, changes: &[Change]) -> Result<LiveReport, 
         Duration::from_secs(240),
     )
     .await;
-    report.worker_time = run_report.elapsed;
+    report.time = run_report.elapsed;
     report.drained = run_report.finished;
     report.invocations = run_report.invocations;
     report.crashes = run_report.crashes;

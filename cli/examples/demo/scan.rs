@@ -14,7 +14,14 @@ use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 pub struct Canary {
     pub name: &'static str,
     pub value: String,
+    /// A PEM key: searched for by the lines of its body, not as one string (a log would carry
+    /// it with its line breaks escaped, or a part of it).
+    pem: bool,
 }
+
+/// Body lines of a PEM key shorter than this (its last one) are not searched for on their own:
+/// too short to rule out a match by chance.
+const MIN_PEM_LINE: usize = 40;
 
 impl Canary {
     /// `canary-<name>-<32 hex digits>`: unique per run, recognisable in a log, and made of
@@ -23,7 +30,36 @@ impl Canary {
         Canary {
             name,
             value: format!("canary-{name}-{random:032x}"),
+            pem: false,
         }
+    }
+
+    /// A private key generated for the run, in PEM form.
+    pub fn pem(name: &'static str, pem: String) -> Canary {
+        Canary {
+            name,
+            value: pem,
+            pem: true,
+        }
+    }
+
+    /// What to search for: each body line of a PEM key (64 base64 characters of random key
+    /// material) and its base64 forms, or the value and its base64 forms.
+    fn needles(&self) -> Vec<String> {
+        if !self.pem {
+            return forms(&self.value);
+        }
+        let mut out: Vec<String> = Vec::new();
+        for line in self.value.lines().map(str::trim) {
+            if line.len() >= MIN_PEM_LINE && !line.starts_with("-----") {
+                for f in forms(line) {
+                    if !out.contains(&f) {
+                        out.push(f);
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -87,7 +123,7 @@ impl Scanner {
     pub fn new(canaries: &[Canary]) -> Scanner {
         let needles = canaries
             .iter()
-            .flat_map(|c| forms(&c.value).into_iter().map(move |f| (c.name, f)))
+            .flat_map(|c| c.needles().into_iter().map(move |f| (c.name, f)))
             .collect();
         Scanner { needles }
     }

@@ -34,7 +34,13 @@ impl Moto {
 
     /// Starts a server on a free port and waits until it accepts connections.
     pub fn start() -> Result<Moto, HarnessError> {
-        let bin = Self::binary();
+        Self::start_program(&Self::binary())
+    }
+
+    /// Same, running `bin` in place of `moto_server` (it takes `-H HOST -p PORT` and writes
+    /// its log to stdout/stderr, like `moto_server`): a wrapper that starts moto differently.
+    pub fn start_program(bin: &std::path::Path) -> Result<Moto, HarnessError> {
+        let bin = bin.to_path_buf();
         if !bin.exists() {
             return Err(HarnessError::MotoMissing(bin));
         }
@@ -108,6 +114,13 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Everything moto has written to its log so far (one line per request, and errors).
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        let _ = std::fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));
+        text
     }
 
     fn log_tail(&self) -> String {

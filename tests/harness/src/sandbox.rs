@@ -30,6 +30,16 @@ impl Sandbox {
 
     /// Same, with extra `serve` flags (fault switches, UNVERIFIED-behaviour toggles).
     pub fn start_with(scenario: Option<&Path>, extra: &[&str]) -> Result<Sandbox, HarnessError> {
+        Self::start_with_stderr(scenario, extra, Stdio::inherit())
+    }
+
+    /// Same, with the simulators' stderr (their logs and warnings) sent to `stderr`, e.g. a
+    /// file to read afterwards.
+    pub fn start_with_stderr(
+        scenario: Option<&Path>,
+        extra: &[&str],
+        stderr: Stdio,
+    ) -> Result<Sandbox, HarnessError> {
         let bin = Self::binary();
         if !bin.exists() {
             return Err(HarnessError::SandboxMissing(bin));
@@ -49,7 +59,7 @@ impl Sandbox {
         cmd.args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         let mut child = cmd.spawn().map_err(|e| {
             HarnessError::SandboxStart(format!("cannot run {}: {e}", bin.display()))
         })?;
