@@ -188,12 +188,19 @@ async fn worker_loop<P: Ports, Q: WorkQueue>(
                     .iter()
                     .map(|f| f.item_identifier.as_str())
                     .collect();
-                for m in &messages {
-                    if !failed.contains(m.message_id.as_str())
-                        && let Err(e) = queue.delete(&m.receipt_handle).await
-                    {
-                        tracing::warn!(worker = index, error = %e, "delete failed");
+                // One DeleteMessageBatch, as the event source mapping deletes.
+                let done: Vec<String> = messages
+                    .iter()
+                    .filter(|m| !failed.contains(m.message_id.as_str()))
+                    .map(|m| m.receipt_handle.clone())
+                    .collect();
+                match queue.delete_batch(&done).await {
+                    Ok(failures) => {
+                        for f in failures {
+                            tracing::warn!(worker = index, reason = %f.reason, "delete failed");
+                        }
                     }
+                    Err(e) => tracing::warn!(worker = index, error = %e, "delete failed"),
                 }
                 shared.fates.lock().expect("fates lock").extend(fates);
             }

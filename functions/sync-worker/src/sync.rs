@@ -208,6 +208,8 @@ struct Gathered {
     /// Whether the domain's candidates are all known: no usable domain, or the org mirror
     /// carries its completeness marker.
     domain_candidates_complete: bool,
+    /// The org mirror's rows for the domain, as read for this sync (still in Zendesk).
+    mirrored: Vec<MirroredOrg>,
 }
 
 impl<P: Ports> Worker<P> {
@@ -628,6 +630,10 @@ impl<P: Ports> Worker<P> {
             // Gone from Zendesk: the mirror forgets it.
             self.stores.mirror.delete(*gone).await?;
         }
+        let mirrored = mirrored
+            .into_iter()
+            .filter(|m| !found.gone_from_mirror.contains(&m.id))
+            .collect();
         let (stored, live) = (found.stored, found.organizations);
         let mapping = self.config.mapping();
         let input = ResolutionInput {
@@ -647,6 +653,7 @@ impl<P: Ports> Worker<P> {
             domain,
             input,
             domain_candidates_complete: true,
+            mirrored,
         }))
     }
 
@@ -958,7 +965,12 @@ impl<P: Ports> Worker<P> {
             self.write_back(&g.account.id, w).await?;
             remember_written(&mut record, w);
         }
-        self.stores.mirror.upsert(&MirroredOrg::from(&org)).await?;
+        // Already-linked accounts mostly find their org in the mirror exactly as Zendesk has
+        // it (read a moment ago for the domain's candidates): no write, and no read to compare.
+        let row = MirroredOrg::from(&org);
+        if !g.mirrored.contains(&row) {
+            self.stores.mirror.upsert(&row).await?;
+        }
         if let Some(old) = record.org
             && old != org.id
         {

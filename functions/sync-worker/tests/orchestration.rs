@@ -161,6 +161,17 @@ async fn a_new_customer_gets_one_org_with_its_key_in_exactly_seven_calls() {
             ("zd.org_show_many", 1)
         ]
     );
+
+    // The mirror is not written when its row is Zendesk's org exactly, but a row that
+    // differs (an older copy) is corrected by the next sync.
+    let mirror = &env.worker.stores.mirror;
+    let fresh = mirror.get(org).await.unwrap().expect("mirrored");
+    let mut older = fresh.clone();
+    older.name = "Acme (old copy)".into();
+    mirror.delete(org).await.unwrap();
+    mirror.upsert(&older).await.unwrap();
+    done(env.sync(&request(A, EventKind::NameChanged, "e-3")).await);
+    assert_eq!(mirror.get(org).await.unwrap(), Some(fresh));
 }
 
 #[tokio::test]

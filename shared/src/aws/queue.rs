@@ -84,6 +84,27 @@ pub trait WorkQueue: Send + Sync {
 
     fn delete(&self, receipt_handle: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Deletes several messages (SQS: 10 per request, as Lambda's event source mapping
+    /// does); returns the entries that failed, by index into `receipt_handles`.
+    fn delete_batch(
+        &self,
+        receipt_handles: &[String],
+    ) -> impl Future<Output = Result<Vec<BatchFailure>, StoreError>> + Send {
+        async move {
+            let mut failures = Vec::new();
+            for (index, r) in receipt_handles.iter().enumerate() {
+                if let Err(e) = self.delete(r).await {
+                    failures.push(BatchFailure {
+                        index,
+                        transient: e.is_transient(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            Ok(failures)
+        }
+    }
+
     fn change_visibility(
         &self,
         receipt_handle: &str,
@@ -306,7 +327,9 @@ pub use self::sqs_impl::SqsQueue;
 #[cfg(feature = "aws")]
 mod sqs_impl {
     use aws_sdk_sqs::Client;
-    use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+    use aws_sdk_sqs::types::{
+        DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+    };
 
     use super::*;
     use crate::aws::error::classify;
@@ -453,6 +476,43 @@ mod sqs_impl {
 
         async fn delete(&self, receipt_handle: &str) -> Result<(), StoreError> {
             self.delete_from(&self.queue_url, receipt_handle).await
+        }
+
+        async fn delete_batch(
+            &self,
+            receipt_handles: &[String],
+        ) -> Result<Vec<BatchFailure>, StoreError> {
+            let mut failures = Vec::new();
+            for (chunk_no, chunk) in receipt_handles.chunks(BATCH_SIZE).enumerate() {
+                let entries = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        DeleteMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(r)
+                            .build()
+                            .expect("id and receipt handle are set")
+                    })
+                    .collect();
+                let out = self
+                    .client
+                    .delete_message_batch()
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| classify(SERVICE, e))?;
+                for f in out.failed() {
+                    let index = chunk_no * BATCH_SIZE + f.id().parse::<usize>().unwrap_or(0);
+                    failures.push(BatchFailure {
+                        index,
+                        reason: format!("{}: {}", f.code(), f.message().unwrap_or("")),
+                        transient: !f.sender_fault(),
+                    });
+                }
+            }
+            Ok(failures)
         }
 
         async fn change_visibility(

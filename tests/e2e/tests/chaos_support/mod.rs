@@ -223,6 +223,17 @@ impl DuplicatingQueue {
             duplicated: Mutex::default(),
         }
     }
+    /// Whether this delete is "lost" (at most once per message).
+    fn loses(&self, receipt_handle: &str) -> bool {
+        let id = self
+            .receipts
+            .lock()
+            .expect("receipts")
+            .remove(receipt_handle);
+        id.is_some_and(|id| {
+            self.dice.chance(self.rate) && self.duplicated.lock().expect("duplicated").insert(id)
+        })
+    }
     fn lost_deletes(&self) -> u64 {
         self.duplicated.lock().expect("duplicated").len() as u64
     }
@@ -252,18 +263,27 @@ impl WorkQueue for DuplicatingQueue {
         Ok(got)
     }
     async fn delete(&self, receipt_handle: &str) -> Result<(), StoreError> {
-        let id = self
-            .receipts
-            .lock()
-            .expect("receipts")
-            .remove(receipt_handle);
-        if let Some(id) = id
-            && self.dice.chance(self.rate)
-            && self.duplicated.lock().expect("duplicated").insert(id)
-        {
+        if self.loses(receipt_handle) {
             return Ok(());
         }
         self.inner.delete(receipt_handle).await
+    }
+    async fn delete_batch(
+        &self,
+        receipt_handles: &[String],
+    ) -> Result<Vec<BatchFailure>, StoreError> {
+        // The lost ones are left out; the indexes of failures refer to the caller's slice.
+        let (kept, at): (Vec<String>, Vec<usize>) = receipt_handles
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !self.loses(r))
+            .map(|(i, r)| (r.clone(), i))
+            .unzip();
+        let mut failures = self.inner.delete_batch(&kept).await?;
+        for f in &mut failures {
+            f.index = at[f.index];
+        }
+        Ok(failures)
     }
     async fn change_visibility(
         &self,
