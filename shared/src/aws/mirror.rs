@@ -125,15 +125,15 @@ pub trait OrgMirror: Send + Sync {
         &self,
         org: &MirroredOrg,
     ) -> impl Future<Output = Result<UpsertOutcome, StoreError>> + Send;
-    fn delete(&self, id: OrgId) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn get(
-        &self,
     /// Several organizations, each as `upsert` would write it; the outcomes in the order
     /// given. What the mirror already holds exactly as given is not written again.
     fn upsert_many(
         &self,
         orgs: &[MirroredOrg],
     ) -> impl Future<Output = Result<Vec<UpsertOutcome>, StoreError>> + Send;
+    fn delete(&self, id: OrgId) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get(
+        &self,
         id: OrgId,
     ) -> impl Future<Output = Result<Option<MirroredOrg>, StoreError>> + Send;
     /// Organizations carrying this domain (any case), by id.
@@ -191,6 +191,14 @@ impl OrgMirror for MemoryMirror {
         Ok(UpsertOutcome::Written)
     }
 
+    async fn upsert_many(&self, orgs: &[MirroredOrg]) -> Result<Vec<UpsertOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(orgs.len());
+        for org in orgs {
+            outcomes.push(self.upsert(org).await?);
+        }
+        Ok(outcomes)
+    }
+
     async fn delete(&self, id: OrgId) -> Result<(), StoreError> {
         self.orgs.lock().expect("mirror lock").remove(&id);
         Ok(())
@@ -211,14 +219,6 @@ impl OrgMirror for MemoryMirror {
     }
 
     async fn by_external_id(&self, external_id: &str) -> Result<Vec<MirroredOrg>, StoreError> {
-    async fn upsert_many(&self, orgs: &[MirroredOrg]) -> Result<Vec<UpsertOutcome>, StoreError> {
-        let mut outcomes = Vec::with_capacity(orgs.len());
-        for org in orgs {
-            outcomes.push(self.upsert(org).await?);
-        }
-        Ok(outcomes)
-    }
-
         let want = external_key(external_id);
         let orgs = self.orgs.lock().expect("mirror lock");
         Ok(orgs
@@ -301,6 +301,32 @@ mod dynamo_impl {
         format!("org#{id}")
     }
 
+    fn domain_put(org: OrgId, domain: &str) -> WriteRequest {
+        let item = Item::from([
+            ("pk".into(), s(org_pk(org))),
+            ("sk".into(), s(format!("domain#{domain}"))),
+            ("domain".into(), s(domain)),
+            ("org_id".into(), s(org.to_string())),
+        ]);
+        let put = PutRequest::builder()
+            .set_item(Some(item))
+            .build()
+            .expect("item set");
+        WriteRequest::builder().put_request(put).build()
+    }
+
+    fn domain_delete(org: OrgId, domain: &str) -> WriteRequest {
+        let key = Item::from([
+            ("pk".into(), s(org_pk(org))),
+            ("sk".into(), s(format!("domain#{domain}"))),
+        ]);
+        let del = DeleteRequest::builder()
+            .set_key(Some(key))
+            .build()
+            .expect("key set");
+        WriteRequest::builder().delete_request(del).build()
+    }
+
     #[derive(Debug, Clone)]
     pub struct DynamoMirror {
         client: Client,
@@ -341,32 +367,6 @@ mod dynamo_impl {
             let domains = match item.get("domains") {
                 Some(AttributeValue::Ss(d)) => d.clone(),
                 _ => Vec::new(),
-    fn domain_put(org: OrgId, domain: &str) -> WriteRequest {
-        let item = Item::from([
-            ("pk".into(), s(org_pk(org))),
-            ("sk".into(), s(format!("domain#{domain}"))),
-            ("domain".into(), s(domain)),
-            ("org_id".into(), s(org.to_string())),
-        ]);
-        let put = PutRequest::builder()
-            .set_item(Some(item))
-            .build()
-            .expect("item set");
-        WriteRequest::builder().put_request(put).build()
-    }
-
-    fn domain_delete(org: OrgId, domain: &str) -> WriteRequest {
-        let key = Item::from([
-            ("pk".into(), s(org_pk(org))),
-            ("sk".into(), s(format!("domain#{domain}"))),
-        ]);
-        let del = DeleteRequest::builder()
-            .set_key(Some(key))
-            .build()
-            .expect("key set");
-        WriteRequest::builder().delete_request(del).build()
-    }
-
             };
             Ok(MirroredOrg::new(
                 id,
