@@ -387,6 +387,62 @@ async fn the_incremental_export_runs_to_the_end_of_the_stream() {
 }
 
 #[tokio::test]
+async fn the_incremental_export_with_small_pages_reads_every_change_once() {
+    // Seven organizations changed in one second, three in the next, two four seconds later:
+    // pages of two end inside a second again and again.
+    let seconds = [(0, 7), (1, 3), (5, 2)];
+    let mut orgs = Vec::new();
+    for (second, count) in seconds {
+        for _ in 0..count {
+            let id = 2001 + orgs.len() as u64;
+            orgs.push(json!({"id": id, "name": format!("Org {id}"),
+                "updated_at": format!("2024-02-01T00:00:{second:02}Z")}));
+        }
+    }
+    let sb = Sandbox::start(json!({"zendesk": {"organizations": orgs}})).await;
+    sb.zd_post(
+        "switches",
+        json!({"incremental_page_size": 2, "incremental_limit_per_minute": 100}),
+    )
+    .await;
+    let zd = sb.zendesk(roomy_budget(), CallLog::new()).await.unwrap();
+    let pages: Vec<_> = zd.incremental(1_700_000_000).try_collect().await.unwrap();
+    assert!(pages.last().unwrap().end_of_stream);
+    assert!(pages.len() >= 4, "{} pages", pages.len());
+    let mut reported: Vec<u64> = pages
+        .iter()
+        .flat_map(|p| p.organizations.iter().map(|o| o.id.get()))
+        .collect();
+    reported.sort_unstable();
+    // Every organization, each once: the pages Zendesk repeats are dropped by the client.
+    assert_eq!(reported, (2001..=2012).collect::<Vec<_>>());
+
+    // Where Zendesk's end_time stays on a second a page cannot hold (the other setting of
+    // the simulator's switch), the export ends with an error that asks for a full run
+    // instead of asking for the same page forever.
+    sb.zd_post(
+        "switches",
+        json!({"incremental_full_second": "repeat_start"}),
+    )
+    .await;
+    // A fresh client: its budget paces the export's 10 calls a minute.
+    let zd = sb.zendesk(roomy_budget(), CallLog::new()).await.unwrap();
+    let err = zd
+        .incremental(1_700_000_000)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ZendeskError::ExportStalled { start_time } if start_time == 1_706_745_600),
+        "{err}"
+    );
+    assert!(
+        matches!(err.disposition(), Disposition::Review { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_subdomain_is_refused() {
     let sb = Sandbox::start(json!({})).await;
     let config = ZendeskConfig {

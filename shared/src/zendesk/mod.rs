@@ -11,6 +11,7 @@ mod jobs;
 mod orgs;
 mod tickets;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,6 +107,13 @@ pub enum ZendeskError {
         endpoint: &'static str,
         detail: String,
     },
+    /// A full page of the time-based export whose `end_time` did not move past `start_time`:
+    /// more organizations changed in that second than a page holds, and following the export
+    /// would ask for the same page forever. A full listing reads them.
+    #[error(
+        "the Zendesk organization export does not move past second {start_time} (a full page changed in that second); run a full reconcile, which lists every organization"
+    )]
+    ExportStalled { start_time: i64 },
     #[error("Zendesk job {job_id} ended {status}: {message}")]
     JobFailed {
         job_id: String,
@@ -132,9 +140,11 @@ impl ZendeskError {
             ZendeskError::RecordNotFound { .. } => Disposition::GiveUp {
                 reason: self.to_string(),
             },
-            ZendeskError::DuplicateValue { .. } => Disposition::Review {
-                reason: self.to_string(),
-            },
+            ZendeskError::DuplicateValue { .. } | ZendeskError::ExportStalled { .. } => {
+                Disposition::Review {
+                    reason: self.to_string(),
+                }
+            }
             ZendeskError::Api { verdict, .. } => verdict.disposition(),
             ZendeskError::Protocol { .. } | ZendeskError::JobTimeout { .. } => {
                 Disposition::Retry { after: None }
@@ -169,6 +179,26 @@ pub struct IncrementalPage {
     /// Start the next export here (persist it).
     pub end_time: i64,
     pub end_of_stream: bool,
+}
+
+/// What a page reported, by id: an organization as sent, or `None` for a deletion.
+type Exported = HashMap<OrgId, Option<Organization>>;
+
+/// `page` without the records `previous` already reported exactly as they are now (a change
+/// made again within the same second differs, and is kept), and what `page` reported (what the
+/// next page may repeat).
+fn dedupe(mut page: IncrementalPage, previous: &Exported) -> (IncrementalPage, Exported) {
+    let reported: Exported = page
+        .organizations
+        .iter()
+        .map(|o| (o.id, Some(o.clone())))
+        .chain(page.deleted.iter().map(|id| (*id, None)))
+        .collect();
+    page.organizations
+        .retain(|o| previous.get(&o.id).is_none_or(|p| p.as_ref() != Some(o)));
+    page.deleted
+        .retain(|id| previous.get(id).is_none_or(Option::is_some));
+    (page, reported)
 }
 
 struct Inner {
@@ -481,13 +511,17 @@ impl ZendeskClient {
     }
 
     /// The incremental export from `start_time` (Unix seconds, at least a minute ago), page by
-    /// page until `end_of_stream`. Time-based: pages can repeat records.
+    /// page until `end_of_stream`. Time-based: a page starts at the previous page's last
+    /// second, so its records can come again; those the previous page held exactly as they are
+    /// are dropped here. A page whose `end_time` does not move past its
+    /// `start_time` ends the stream with [`ZendeskError::ExportStalled`] instead of looping.
     pub fn incremental(
         &self,
         start_time: i64,
     ) -> impl Stream<Item = Result<IncrementalPage, ZendeskError>> + Send + '_ {
-        stream::try_unfold(Some(start_time), move |state| async move {
-            let Some(start) = state else {
+        let first = Some((start_time, Exported::new()));
+        stream::try_unfold(first, move |state| async move {
+            let Some((start, previous)) = state else {
                 return Ok(None);
             };
             let v = self
@@ -498,18 +532,15 @@ impl ZendeskClient {
                 )
                 .await?;
             let page = orgs::incremental_page("zd.incremental", &v)?;
-            // end_time not moving forward with more to come would loop forever.
-            let next = (!page.end_of_stream && page.end_time > start).then_some(page.end_time);
-            if !page.end_of_stream && next.is_none() {
-                return Err(ZendeskError::Protocol {
-                    endpoint: "zd.incremental",
-                    detail: format!(
-                        "end_time {} did not advance past start_time {start}",
-                        page.end_time
-                    ),
-                });
+            if page.end_of_stream {
+                return Ok(Some((dedupe(page, &previous).0, None)));
             }
-            Ok(Some((page, next)))
+            if page.end_time <= start {
+                return Err(ZendeskError::ExportStalled { start_time: start });
+            }
+            let next = page.end_time;
+            let (page, reported) = dedupe(page, &previous);
+            Ok(Some((page, Some((next, reported)))))
         })
     }
 
@@ -792,6 +823,42 @@ fn typed_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_export_record_is_dropped_unless_it_changed_again() {
+        let org = |id: u64, notes: &str| Organization {
+            id: OrgId::new(id).unwrap(),
+            name: format!("Org {id}"),
+            external_id: None,
+            domain_names: vec![],
+            tags: vec![],
+            organization_fields: [("notes".to_string(), json!(notes))].into(),
+            updated_at: Some("2024-02-01T00:00:00Z".into()),
+        };
+        let page = |organizations: Vec<Organization>, deleted: Vec<u64>| IncrementalPage {
+            organizations,
+            deleted: deleted
+                .into_iter()
+                .map(|d| OrgId::new(d).unwrap())
+                .collect(),
+            end_time: 1_706_745_600,
+            end_of_stream: false,
+        };
+        let (first, reported) = dedupe(
+            page(vec![org(1, "a"), org(2, "a")], vec![9]),
+            &Exported::new(),
+        );
+        assert_eq!(first.organizations.len(), 2);
+        // Org 1 again as it was, org 2 edited again within the same second, 9 deleted again,
+        // 3 new.
+        let (second, _) = dedupe(
+            page(vec![org(1, "a"), org(2, "b"), org(3, "a")], vec![9]),
+            &reported,
+        );
+        let ids: Vec<u64> = second.organizations.iter().map(|o| o.id.get()).collect();
+        assert_eq!(ids, vec![2, 3]);
+        assert!(second.deleted.is_empty());
+    }
 
     #[test]
     fn duplicate_and_not_found_become_typed_errors() {
