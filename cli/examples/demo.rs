@@ -1,19 +1,27 @@
 //! `make demo`: orglink end to end on a generated messy world, locally.
 //!
 //! 1. generate about 2,000 accounts with ground truth (`orglink-sandbox generate`), start moto
-//!    with the template's tables, queues and secrets (tests/harness), and the Salesforce and
-//!    Zendesk simulators seeded with the world;
-//! 2. `orglink config check`; 3. `orglink audit` with its HTML report: the world before orglink;
+//!    (`demo/moto_server`: moto with exact shortcuts in its DynamoDB comparisons, and request
+//!    counts by operation) with the template's tables, queues and secrets (tests/harness), and
+//!    the Salesforce and Zendesk simulators seeded with the world; a throwaway RSA key for the
+//!    operator's JWT bearer sign-in, its public half given to the Salesforce simulator;
+//! 2. `orglink config check` and 3. `orglink audit` with its HTML report (the world before
+//!    orglink), both signed in with the JWT bearer flow;
 //! 4. `orglink backfill plan`, then `apply` of the plan's hash, state in the stack's tables;
 //! 5. live events: people's changes in Salesforce, signed notifier batches through intake's
-//!    handler onto the SQS FIFO queue, drained by four workers through the local runner;
-//! 6. a full reconcile run (`run_to_end`) filling the exceptions table;
-//! 7. the result: links and coverage, organizations created, events by outcome, exceptions by
-//!    kind with their actions, data fixes, API calls against the floor, the HTML reports;
-//! 8. the canary scan: the run's secrets are values generated for it; every log line the
-//!    in-process components wrote (JSON, `target/demo/logs.jsonl`), every line the demo and the
-//!    `orglink` commands printed and every file under `target/demo/` is searched for them (and
-//!    their base64 forms). Any hit fails the demo.
+//!    handler onto the SQS FIFO queue; two agents' edits by hand in Zendesk, their webhooks
+//!    signed with the webhook's signing secret through intake; four workers drain the queue
+//!    through the local runner;
+//! 6. a full reconcile run (`run_to_end`) filling the exceptions table and enqueueing safe
+//!    repairs; 7. the workers drain those repairs;
+//! 8. the result: links and coverage (before and after the repairs), organizations created,
+//!    events by outcome, exceptions by kind with their actions, data fixes, API calls against
+//!    the floor and AWS requests to moto by stage, the HTML reports;
+//! 9. the canary scan: the run's secrets (and the JWT private key's PEM body) are values
+//!    generated for it; every log line the in-process components wrote (JSON,
+//!    `target/demo/logs.jsonl`), every line the demo and the `orglink` commands printed and
+//!    every file under `target/demo/` (moto's log and the simulators' stderr among them) is
+//!    searched for them (and their base64 forms). Any hit fails the demo.
 //!
 //! Everything it starts stops when it ends, on error too: moto and the sandbox are dropped (and
 //! exit by themselves if this process dies, through their stdin lifelines). Run it with
@@ -471,7 +479,8 @@ async fn run(
     let operator = Orglink { env: jwt_env };
     let orglink = Orglink { env };
     let http = reqwest::Client::new();
-    let snap = || calls::snapshot(&http, &sandbox.salesforce, &sandbox.zendesk);
+    let moto_url = aws.endpoint().to_string();
+    let snap = || calls::snapshot(&http, &sandbox.salesforce, &sandbox.zendesk, &moto_url);
     let at_start = snap().await?;
 
     stage(
@@ -698,9 +707,14 @@ async fn run(
         coverage_line(&before_table)
     );
     say!(
-        "the reconcile's {} safe repairs, through the workers: {}",
+        "the reconcile's {} safe repairs, through the workers: {}{}",
         s.repairs.enqueued,
-        join(&repairs.outcomes)
+        join(&repairs.outcomes),
+        if repairs.exception_kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" (exceptions: {})", join(&repairs.exception_kinds))
+        }
     );
     say!(
         "organizations: {orgs_before} before, {orgs_after} after: {} created by orglink (it never deletes or merges one)",
@@ -775,6 +789,10 @@ async fn run(
             None,
         ),
     ]);
+    say!(
+        "  the whole run after setup: {}",
+        after_repairs.since(&at_start).describe_aws(8)
+    );
     let live_calls = after_live.since(&before_live);
     say!(
         "  per live event: {:.1} Salesforce + {:.1} Zendesk calls (docs/worker.md: already linked 2 + 1, link an existing organization 3 + 3, create 3 + 4)",
@@ -809,6 +827,9 @@ fn say_drained(who: &str, d: &live::Drained) -> Result<(), String> {
         d.invocations,
         join(&d.outcomes)
     );
+    if !d.exception_kinds.is_empty() {
+        say!("  exceptions by kind: {}", join(&d.exception_kinds));
+    }
     say!(
         "  retried later {}, re-sent fresh {}, crashed invocations {}, poison {}, dead letters {}",
         d.retries,
@@ -897,7 +918,9 @@ fn apply_floor(plan: &serde_json::Value, calls: &Snapshot, read: (u64, u64)) -> 
 type StageCalls<'a> = (&'a str, &'a Snapshot, Option<(u64, u64)>);
 
 fn print_calls(stages: &[StageCalls<'_>]) {
-    say!("API calls by stage, as the simulators counted them (Salesforce + Zendesk):");
+    say!(
+        "API calls by stage, as the simulators counted them (Salesforce + Zendesk), and the stage's AWS requests to moto with the CPU time moto spent on them:"
+    );
     for (name, s, floor) in stages {
         say!(
             "  {name}: {} + {}{}",
@@ -909,5 +932,8 @@ fn print_calls(stages: &[StageCalls<'_>]) {
         );
         say!("      {}", Snapshot::describe(&s.salesforce));
         say!("      {}", Snapshot::describe(&s.zendesk));
+        if !s.aws.is_empty() {
+            say!("      {}", s.describe_aws(6));
+        }
     }
 }

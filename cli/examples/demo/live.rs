@@ -90,6 +90,8 @@ pub struct Drained {
     pub workers: usize,
     /// The workers' final outcome per message (`succeeded`, `coalesced`, ...).
     pub outcomes: BTreeMap<String, u64>,
+    /// The kinds of the `exception` outcomes.
+    pub exception_kinds: BTreeMap<String, u64>,
     pub retries: u64,
     pub requeued: u64,
     pub poison: u64,
@@ -665,8 +667,16 @@ pub async fn drain(s: &Setup<'_>) -> Result<Drained, String> {
     report.crashes = run_report.crashes;
     for fate in &run_report.fates {
         match fate {
-            MessageFate::Done { outcome, .. } => {
-                *report.outcomes.entry(outcome.to_string()).or_default() += 1
+            MessageFate::Done {
+                outcome, detail, ..
+            } => {
+                *report.outcomes.entry(outcome.to_string()).or_default() += 1;
+                if let orglink_sync_worker::Outcome::Exception { kind, .. } = detail {
+                    *report
+                        .exception_kinds
+                        .entry(kind.as_str().to_string())
+                        .or_default() += 1;
+                }
             }
             MessageFate::RetryLater { .. } => report.retries += 1,
             MessageFate::Requeued { .. } => report.requeued += 1,
