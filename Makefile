@@ -109,9 +109,10 @@ e2e-5000: venv
 		--test-threads 1 --nocapture a_generated_world_ends_as_its_truth backfill_and_500_live_events
 
 ## bench-reconcile: a 100,000-account reconcile against the sandbox, once uninterrupted and once
-## through checkpoints (a page limit per invocation); API calls against the floor.
+## through checkpoints (a page limit per invocation: 70, so the 50-page account stream, read
+## whole in one invocation, is cut once and started over); API calls against the floor.
 bench-reconcile:
-	$(CARGO) run --release -p orglink-reconcile --example reconcile_bench -- 100000 30
+	$(CARGO) run --release -p orglink-reconcile --example reconcile_bench -- 100000 70
 
 clean-venv:
 	rm -rf $(VENV)

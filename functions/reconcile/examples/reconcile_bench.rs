@@ -2,22 +2,31 @@
 //! many organizations by default) against the in-process simulators, once uninterrupted and
 //! once forced through checkpoints (a page limit per invocation standing in for a short Lambda
 //! deadline), over the in-memory stores. Prints both runs' API calls by endpoint against the
-//! floor (listing pages and query pages), the invocations, the time of each phase, the scratch
-//! bytes, and checks that both runs end with the same rows, report and repairs.
+//! floor (listing pages and query pages), the invocations, the largest checkpoint handed over
+//! and the run items kept, the account stream's attempts and repeated pages, and checks that
+//! both runs end with the same rows, report and repairs and that every checkpoint stayed
+//! under 4 KB.
+//!
+//! The generated world dates its tickets before mid-2025, so the ticket horizon is a century
+//! (as in the tests), and the export's 10-a-minute limit is lifted in the simulator and the
+//! budget: calls are counted, not paced.
 //!
 //! `cargo run --release -p orglink-reconcile --example reconcile_bench -- [ACCOUNTS] [PAGES]`
+//! (PAGES per invocation must hold the account stream, 2,000 accounts a page, or the run
+//! stops after `account_attempts`.)
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use orglink_reconcile::summary::MetricsConfig;
 use orglink_reconcile::{
-    Limits, MemoryPorts, Mode, ReconcileEvent, ReconcileSettings, Reconciler, RunOutcome, Stores,
+    Limits, MemoryPorts, Mode, ReconcileEvent, ReconcileSettings, Reconciler, RunOutcome, Step,
+    Stores,
 };
 use orglink_sandbox::salesforce::SalesforceOptions;
 use orglink_sandbox::scenario::Scenario;
 use orglink_sandbox::zendesk::ZendeskOptions;
-use orglink_shared::aws::{ExceptionFilter, ExceptionStatus, ExceptionStore, OrgMirror};
+use orglink_shared::aws::{ExceptionFilter, ExceptionStatus, ExceptionStore, OrgMirror, RunStore};
 use orglink_shared::contract::{Binding, Config};
 use orglink_shared::credentials::{
     SalesforceCredentials, SalesforceFlow, Secret, ZendeskCredentials,
@@ -42,9 +51,11 @@ fn binding() -> Binding {
 }
 
 async fn reconciler(sf_url: &str, zd_url: &str) -> Reconciler<MemoryPorts> {
+    let mut zendesk_budget = BudgetConfig::zendesk(10_000_000, 100);
+    zendesk_budget.endpoints.clear();
     let budget: Arc<dyn RateBudget> = Arc::new(LocalBudget::new(
         BudgetConfig::salesforce(10_000_000, 0),
-        BudgetConfig::zendesk(10_000_000, 100),
+        zendesk_budget,
     ));
     let calls = CallLog::new();
     let salesforce = SalesforceClient::connect(
@@ -84,7 +95,10 @@ async fn reconciler(sf_url: &str, zd_url: &str) -> Reconciler<MemoryPorts> {
     Reconciler {
         config: Config::embedded_default(),
         policy: DomainPolicy::default(),
-        settings: ReconcileSettings::default(),
+        settings: ReconcileSettings {
+            ticket_horizon_days: 36_500,
+            ..ReconcileSettings::default()
+        },
         metrics: MetricsConfig::default(),
         salesforce,
         zendesk,
@@ -96,14 +110,19 @@ async fn reconciler(sf_url: &str, zd_url: &str) -> Reconciler<MemoryPorts> {
 fn print_run(label: &str, o: &RunOutcome, secs: f64) {
     let s = &o.summary;
     println!(
-        "{label}: {:.1} s, {} invocation(s); orgs {} (mirror writes {}), accounts read {} / judged {} / looked up {}; findings {}, report lines {}, repairs {}",
+        "{label}: {:.1} s, {} invocation(s); orgs {} (mirror writes {}), tickets {} ({} misattributed), accounts read {} / judged {} / looked up {}, account stream attempts {} ({} query pages and {} Salesforce calls repeated); findings {}, report lines {}, repairs {}",
         secs,
         s.invocations,
         s.orgs.seen,
         s.orgs.written,
+        s.tickets.read,
+        s.tickets.misattributed,
         s.accounts.read,
         s.accounts.judged,
         s.accounts.looked_up,
+        s.accounts.attempts,
+        s.accounts.pages_repeated,
+        s.accounts.calls_repeated,
         s.rows.findings,
         o.report.len(),
         s.repairs.enqueued
@@ -159,6 +178,7 @@ async fn main() {
         scenario.salesforce,
     ))
     .await;
+    let tickets = scenario.zendesk.tickets.len();
     // The simulator's plan limit is lifted: the run's calls are counted, not paced.
     let zd_url = serve(orglink_sandbox::zendesk::app(
         ZendeskOptions {
@@ -168,14 +188,22 @@ async fn main() {
         scenario.zendesk,
     ))
     .await;
+    let switched = reqwest::Client::new()
+        .post(format!("{zd_url}/_sandbox/switches"))
+        .json(&serde_json::json!({"incremental_limit_per_minute": 10_000_000}))
+        .send()
+        .await
+        .unwrap();
+    assert!(switched.status().is_success(), "the export limit is lifted");
     println!(
         "world: {sf_accounts} accounts, {orgs} organizations (generated and served in {:.1} s)",
         t.elapsed().as_secs_f64()
     );
     println!(
-        "floor: {} listing pages (100 per page), {} account query pages (2,000 per page)",
+        "floor: {} listing pages (100 per page), {} account query pages (2,000 per page), {} ticket export pages (1,000 per page; {tickets} tickets)",
         orgs.div_ceil(100),
-        sf_accounts.div_ceil(2000)
+        sf_accounts.div_ceil(2000),
+        tickets.div_ceil(1000).max(1)
     );
 
     let whole = reconciler(&sf_url, &zd_url).await;
@@ -188,18 +216,28 @@ async fn main() {
 
     let cut = reconciler(&sf_url, &zd_url).await;
     let t = Instant::now();
-    let two = cut
-        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::pages(pages))
-        .await
-        .expect("the checkpointed run");
+    let limits = Limits::pages(pages);
+    let mut event = ReconcileEvent::new(Mode::Full);
+    let mut largest = 0;
+    let two = loop {
+        match cut.invoke(&event, &limits).await.expect("an invocation") {
+            Step::Continue(next) => {
+                let run_id = next.run_id.clone().expect("a continuation names its run");
+                let record = cut.stores.runs.get(&run_id, 0).await.unwrap().unwrap();
+                largest = largest.max(record.cursor.map_or(0, |c| c.len()));
+                event = next;
+            }
+            Step::Finished(outcome) => break *outcome,
+        }
+    };
     print_run(
         &format!("checkpointed ({pages} pages per invocation)"),
         &two,
         t.elapsed().as_secs_f64(),
     );
     println!(
-        "    scratch held: {:.1} MB",
-        cut.stores.scratch.bytes() as f64 / 1e6
+        "    between invocations: largest checkpoint {largest} bytes; run items (misattributed tickets) {:.1} KB",
+        cut.stores.runs.item_bytes() as f64 / 1e3
     );
 
     // What a continuation spends rebuilding the organization index from the mirror.
@@ -227,4 +265,5 @@ async fn main() {
         two.summary.invocations > 1,
         "the run went through a checkpoint"
     );
+    assert!(largest < 4096, "a checkpoint of {largest} bytes");
 }

@@ -33,7 +33,6 @@ use orglink_shared::zendesk::ZendeskClient;
 use crate::event::ReconcileEvent;
 use crate::review::DynamoLists;
 use crate::run::{Ports, Reconciler, Stores};
-use crate::scratch::DynamoScratch;
 use crate::settings::{ReconcileSettings, SettingsError};
 use crate::summary::MetricsConfig;
 
@@ -51,7 +50,6 @@ impl Ports for AwsPorts {
     type Runs = DynamoRuns;
     type Queue = SqsQueue;
     type Links = DynamoLinks;
-    type Scratch = DynamoScratch;
     type Lists = DynamoLists;
 }
 
@@ -128,7 +126,6 @@ pub fn stores(sdk: &SdkConfig, names: &ResourceNames) -> Stores<AwsPorts> {
             names.sync_dlq_url.clone(),
         ),
         links: DynamoLinks::new(dynamodb.clone(), names.links_table.clone()),
-        scratch: DynamoScratch::new(dynamodb.clone(), names.runs_table.clone()),
         lists: DynamoLists::new(dynamodb, names.exceptions_table.clone()),
     }
 }

@@ -1,7 +1,7 @@
 //! orglink reconcile: the nightly full and daytime delta comparison of Salesforce and Zendesk.
 //!
 //! - [`run`]: one run across as many invocations as it needs — mirror refresh (resumable
-//!   listing or incremental export), the account stream (resumable by `Id`), the pure diff from
+//!   listing or incremental export), the account stream (whole, in one invocation), the pure diff from
 //!   `orglink_shared::reconcile`, exception upserts by fingerprint, auto-resolve after a
 //!   complete full run, safe repairs as sync requests, the run summary and EMF metrics.
 //! - [`review`]: the exception table's review flow (list, show, resolve, dismiss) the CLI calls.
@@ -15,7 +15,6 @@ pub mod event;
 pub mod facts;
 pub mod review;
 pub mod run;
-pub mod scratch;
 pub mod settings;
 pub mod summary;
 
@@ -39,7 +38,6 @@ impl Ports for MemoryPorts {
     type Runs = MemoryRuns;
     type Queue = MemoryQueue;
     type Links = MemoryLinks;
-    type Scratch = scratch::MemoryScratch;
     type Lists = review::MemoryLists;
 }
 
@@ -52,7 +50,6 @@ impl Stores<MemoryPorts> {
             runs: MemoryRuns::default(),
             queue: MemoryQueue::new(30, 5),
             links: MemoryLinks::default(),
-            scratch: scratch::MemoryScratch::default(),
             lists: review::MemoryLists::default(),
         }
     }

@@ -1,24 +1,31 @@
 //! One reconcile run, across as many invocations as it needs.
 //!
-//! A run goes through three phases, each resumable:
+//! Between invocations only a small checkpoint travels (the run record's cursor: cursors and
+//! counters, a few hundred bytes whatever the world's size); every phase persists as it goes
+//! into the stores that exist anyway:
 //!
-//! 1. **Organizations.** A full run lists every organization by cursor and writes the ones that
-//!    changed into the mirror, then removes what Zendesk no longer lists and marks the mirror
-//!    filled (the worker creates nothing by domain before that marker exists); a delta reads the
-//!    incremental export since the last run. Progress: the listing cursor (or the export's
-//!    `end_time`) and the ids already listed (scratch parts).
+//! 1. **Organizations.** A full run lists every organization by cursor, writes the ones that
+//!    changed into the mirror and stamps every listed one with the run id
+//!    (`OrgMirror::stamp_listed`); after the last page, what the mirror holds unstamped by
+//!    this run (and unchanged since the run began) is gone from Zendesk and removed, and the
+//!    mirror is marked filled (the worker creates nothing by domain before that marker
+//!    exists). A delta reads the incremental export since the last run. Progress: the listing
+//!    cursor (or the export's `end_time`).
 //! 2. **Tickets.** The incremental ticket export (cursor-based, requesters sideloaded): a full
 //!    run from the configured horizon (`ticket_horizon_days` before it started), a delta from
 //!    where the last run left the export. Each ticket's organization is checked against its
-//!    requester's memberships; only the misattributed ones are kept (scratch parts), so what is
-//!    parked stays small whatever the ticket volume. Progress: the export's cursor.
+//!    requester's memberships; each misattributed one becomes a small run item
+//!    (`RunStore::put_item`), the rest is counted and dropped. Progress: the export's cursor
+//!    and the number of items kept.
 //! 3. **Accounts.** The diff's compact organization index is rebuilt from the mirror (a scan:
-//!    no API calls), then the accounts stream in `Id` order through `queryAll` (deleted and
-//!    merged ones included), resuming after the last id a previous invocation took in. The facts
-//!    already taken in are replayed from scratch parts, so the diff sees every account exactly
-//!    once and decides everything — orphans and duplicates included — in the invocation that
-//!    reaches the end of the stream. That invocation upserts the rows, auto-resolves (complete
-//!    full runs only), enqueues repairs and writes the summary.
+//!    no API calls), the misattributed tickets are read back, then the accounts stream in `Id`
+//!    order through `queryAll` (deleted and merged ones included) to the end, in one
+//!    invocation: the diff must see every account to decide orphans, merges and duplicates.
+//!    An invocation that must hand over before the end discards what it read and the next one
+//!    starts the stream again (Salesforce query pages are cheap against the daily budget);
+//!    after `account_attempts` starts the run stops, saying so. The invocation that reaches the
+//!    end upserts the rows, auto-resolves (complete full runs only), enqueues repairs and
+//!    writes the summary.
 //!
 //! Before the Lambda deadline (or a page limit, in tests) an invocation commits its progress
 //! and answers [`Step::Continue`]: the caller starts a new invocation with that event (the
@@ -56,7 +63,6 @@ use orglink_shared::zendesk::{TicketExportFrom, ZendeskClient, ZendeskError};
 use crate::event::{Mode, ReconcileEvent};
 use crate::facts::written_domain;
 use crate::review::ReviewLists;
-use crate::scratch::{Scratch, split_parts};
 use crate::settings::ReconcileSettings;
 use crate::summary::{
     AccountCounts, MetricsConfig, OrgCounts, RepairCounts, RowCounts, RunState, RunSummary,
@@ -79,7 +85,6 @@ pub trait Ports: Send + Sync + 'static {
     type Runs: RunStore + 'static;
     type Queue: WorkQueue + 'static;
     type Links: LinkStore + 'static;
-    type Scratch: Scratch + 'static;
     type Lists: ReviewLists + 'static;
 }
 
@@ -90,7 +95,6 @@ pub struct Stores<P: Ports> {
     /// The sync queue: repairs go through the worker like every other change.
     pub queue: P::Queue,
     pub links: P::Links,
-    pub scratch: P::Scratch,
     pub lists: P::Lists,
 }
 
@@ -186,9 +190,17 @@ enum Phase {
     Accounts,
 }
 
-/// What a continuation needs: cursors, counters and how many scratch parts hold the rest.
+/// The checkpoint's shape; a run saved under another one cannot be resumed.
+const CHECKPOINT_VERSION: u32 = 2;
+
+/// The run items holding the misattributed tickets.
+const TICKET_ITEMS: &str = "ticket";
+
+/// What a continuation needs: cursors and counters, never data.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Checkpoint {
+    #[serde(default)]
+    version: u32,
     phase: Phase,
     /// Full: the listing's cursor after the last page taken in.
     org_cursor: Option<String>,
@@ -199,15 +211,11 @@ struct Checkpoint {
     /// The ticket export's cursor after the last page taken in.
     #[serde(default)]
     ticket_cursor: Option<String>,
+    /// Misattributed tickets kept so far: run items `ticket` `0..tickets_kept`.
     #[serde(default)]
-    ticket_parts: u32,
+    tickets_kept: u32,
     #[serde(default)]
     tickets: TicketCounts,
-    /// The last account id taken in (the stream resumes with `Id >` it).
-    last_account: Option<AccountId>,
-    accounts_done: bool,
-    org_parts: u32,
-    account_parts: u32,
     invocations: u32,
     /// Invocations that began the last step (a retried last step skips rows already seen).
     finish_attempts: u32,
@@ -234,6 +242,15 @@ fn sent_calls(log: &CallLog) -> BTreeMap<String, u64> {
         }
     }
     out
+}
+
+/// Salesforce calls sent so far by this process.
+fn salesforce_calls(log: &CallLog) -> u64 {
+    sent_calls(log)
+        .iter()
+        .filter(|(k, _)| k.starts_with("salesforce/"))
+        .map(|(_, n)| n)
+        .sum()
 }
 
 /// The stop a budget refusal means, if the error is one.
@@ -369,6 +386,7 @@ impl<P: Ports> Reconciler<P> {
                 return Err(RunError::RunExists(run_id));
             }
             let mut cp = Checkpoint {
+                version: CHECKPOINT_VERSION,
                 invocations: 1,
                 ..Checkpoint::default()
             };
@@ -415,6 +433,15 @@ impl<P: Ports> Reconciler<P> {
                 detail: e.to_string(),
             })?
             .unwrap_or_default();
+        if cp.version != CHECKPOINT_VERSION {
+            return Err(RunError::BadCheckpoint {
+                run_id: run_id.clone(),
+                detail: format!(
+                    "its checkpoint is of version {}, this is version {CHECKPOINT_VERSION}",
+                    cp.version
+                ),
+            });
+        }
         cp.invocations += 1;
         tracing::info!(run_id = %run_id, invocation = cp.invocations, "reconcile run continues");
         Ok(Opened::Run {
@@ -498,6 +525,8 @@ impl<P: Ports> Reconciler<P> {
 
     /// Full refresh: the cursor listing from the checkpoint; `false` when it handed over.
     async fn list_orgs(&self, ctx: &mut Ctx<'_>, cp: &mut Checkpoint) -> Result<bool, RunError> {
+        // What the mirror holds, so that only changed organizations are written (a scan per
+        // invocation costs no API call and spares the writes).
         let snapshot: HashMap<OrgId, MirroredOrg> = self
             .stores
             .mirror
@@ -506,7 +535,6 @@ impl<P: Ports> Reconciler<P> {
             .into_iter()
             .map(|o| (o.id, o))
             .collect();
-        let mut listed: Vec<u64> = Vec::new();
         let mut since_commit = 0;
         let pages = self.zendesk.list_pages(cp.org_cursor.clone());
         futures_util::pin_mut!(pages);
@@ -518,39 +546,38 @@ impl<P: Ports> Reconciler<P> {
                 .filter(|m| snapshot.get(&m.id) != Some(m))
                 .collect();
             cp.orgs.written += self.write_mirror(changed).await?;
+            let ids: Vec<OrgId> = page.organizations.iter().map(|o| o.id).collect();
+            self.stores.mirror.stamp_listed(&ids, ctx.run_id).await?;
             cp.orgs.seen += page.organizations.len() as u64;
             cp.orgs.pages += 1;
-            listed.extend(page.organizations.iter().map(|o| o.id.get()));
             ctx.pages += 1;
             since_commit += 1;
             if !page.has_more {
                 break;
             }
             cp.org_cursor = page.after_cursor.clone();
-            let hand_over = ctx.limits.must_yield(ctx.pages);
-            if hand_over || since_commit >= self.settings.commit_every_pages {
-                self.put_parts(ctx.run_id, "orgs", &mut cp.org_parts, &listed)
-                    .await?;
-                listed.clear();
+            if ctx.limits.must_yield(ctx.pages) {
+                return Ok(false);
+            }
+            if since_commit >= self.settings.commit_every_pages {
                 since_commit = 0;
-                if hand_over {
-                    return Ok(false);
-                }
                 cp.calls = ctx.calls_total(&self.calls, cp);
                 ctx.calls_before = sent_calls(&self.calls);
                 self.save(ctx.run_id, cp).await?;
             }
         }
-        // Whatever the mirror holds that the listing never showed is gone from Zendesk.
-        let mut seen: HashSet<u64> = listed.into_iter().collect();
-        for n in 0..cp.org_parts {
-            let ids: Vec<u64> = self.get_part(ctx.run_id, &format!("orgs-{n}")).await?;
-            seen.extend(ids);
-        }
-        let gone: Vec<OrgId> = snapshot
-            .keys()
-            .filter(|id| !seen.contains(&id.get()))
-            .copied()
+        // What the mirror holds that this listing never stamped is gone from Zendesk, unless
+        // it changed after the run began (an organization the worker created or updated
+        // behind the listing's back): the next full run judges that one.
+        let began = iso_seconds(ctx.started_at_ms);
+        let gone: Vec<OrgId> = self
+            .stores
+            .mirror
+            .not_listed(ctx.run_id)
+            .await?
+            .into_iter()
+            .filter(|o| o.updated_at.as_deref().is_none_or(|u| u < began.as_str()))
+            .map(|o| o.id)
             .collect();
         let mirror = &self.stores.mirror;
         stream::iter(gone.iter().copied())
@@ -622,18 +649,18 @@ impl<P: Ports> Reconciler<P> {
             Some(c) => TicketExportFrom::Cursor(c.clone()),
             None => self.ticket_start(ctx, cp).await?,
         };
-        let mut kept: Vec<TicketFacts> = Vec::new();
         // Requesters whose memberships were listed in this invocation.
         let mut memberships = HashMap::new();
         let mut since_commit = 0;
         let pages = self.zendesk.ticket_export(from);
         futures_util::pin_mut!(pages);
         while let Some(page) = pages.try_next().await? {
-            kept.extend(
-                self.zendesk
-                    .misattributed_tickets(&page, &mut memberships, &mut cp.tickets)
-                    .await?,
-            );
+            let kept = self
+                .zendesk
+                .misattributed_tickets(&page, &mut memberships, &mut cp.tickets)
+                .await?;
+            self.keep_tickets(ctx.run_id, &mut cp.tickets_kept, &kept)
+                .await?;
             if page.after_cursor.is_some() {
                 cp.ticket_cursor = page.after_cursor.clone();
             }
@@ -642,22 +669,16 @@ impl<P: Ports> Reconciler<P> {
             if page.end_of_stream {
                 break;
             }
-            let hand_over = ctx.limits.must_yield(ctx.pages);
-            if hand_over || since_commit >= self.settings.commit_every_pages {
-                self.put_parts(ctx.run_id, "tickets", &mut cp.ticket_parts, &kept)
-                    .await?;
-                kept.clear();
+            if ctx.limits.must_yield(ctx.pages) {
+                return Ok(false);
+            }
+            if since_commit >= self.settings.commit_every_pages {
                 since_commit = 0;
-                if hand_over {
-                    return Ok(false);
-                }
                 cp.calls = ctx.calls_total(&self.calls, cp);
                 ctx.calls_before = sent_calls(&self.calls);
                 self.save(ctx.run_id, cp).await?;
             }
         }
-        self.put_parts(ctx.run_id, "tickets", &mut cp.ticket_parts, &kept)
-            .await?;
         // The next delta reads the tickets changed after this export's end.
         if let Some(cursor) = &cp.ticket_cursor {
             self.stores
@@ -691,40 +712,37 @@ impl<P: Ports> Reconciler<P> {
         ))
     }
 
-    async fn put_parts<T: Serialize>(
+    /// Keeps each misattributed ticket as its own run item, numbered after those kept before.
+    async fn keep_tickets(
         &self,
         run_id: &str,
-        prefix: &str,
-        counter: &mut u32,
-        items: &[T],
+        kept: &mut u32,
+        tickets: &[TicketFacts],
     ) -> Result<(), RunError> {
-        for part in split_parts(items) {
-            let name = format!("{prefix}-{}", *counter);
+        for t in tickets {
+            let data = serde_json::to_string(t).expect("ticket facts serialize");
             self.stores
-                .scratch
-                .put(run_id, &name, &part, now_ms())
+                .runs
+                .put_item(run_id, TICKET_ITEMS, *kept, &data, now_ms())
                 .await?;
-            *counter += 1;
+            *kept += 1;
         }
         Ok(())
     }
 
-    async fn get_part<T: serde::de::DeserializeOwned>(
-        &self,
-        run_id: &str,
-        name: &str,
-    ) -> Result<Vec<T>, RunError> {
-        let bad = |detail: String| RunError::BadCheckpoint {
-            run_id: run_id.to_string(),
-            detail,
-        };
-        let text = self
-            .stores
-            .scratch
-            .get(run_id, name)
+    /// The misattributed tickets the ticket phase kept, in the order it kept them.
+    async fn kept_tickets(&self, run_id: &str, count: u32) -> Result<Vec<TicketFacts>, RunError> {
+        self.stores
+            .runs
+            .items(run_id, TICKET_ITEMS, count)
             .await?
-            .ok_or_else(|| bad(format!("scratch part {name} is missing (expired?)")))?;
-        serde_json::from_str(&text).map_err(|e| bad(format!("scratch part {name}: {e}")))
+            .iter()
+            .map(|text| serde_json::from_str(text))
+            .collect::<Result<_, _>>()
+            .map_err(|e| RunError::BadCheckpoint {
+                run_id: run_id.to_string(),
+                detail: format!("a kept ticket is unreadable: {e}"),
+            })
     }
 
     /// Account facts; the link record is read only when the reviewed domain disagrees with
@@ -747,6 +765,19 @@ impl<P: Ports> Reconciler<P> {
     }
 
     async fn accounts(&self, ctx: &mut Ctx<'_>, cp: &mut Checkpoint) -> Result<Step, RunError> {
+        if cp.accounts.attempts >= u64::from(self.settings.account_attempts) {
+            return self.account_stream_too_long(ctx, cp).await;
+        }
+        // A new attempt: the stream starts over, and so do its counts. Saved first, so an
+        // invocation that fails here counts against the bound too.
+        cp.accounts.attempts += 1;
+        cp.accounts.pages = 0;
+        cp.accounts.read = 0;
+        cp.accounts.judged = 0;
+        cp.calls = ctx.calls_total(&self.calls, cp);
+        ctx.calls_before = sent_calls(&self.calls);
+        self.save(ctx.run_id, cp).await?;
+
         let lists = self.stores.lists.load().await?;
         // The organization side, from the mirror the first phase refreshed.
         let mirrored = self.stores.mirror.all().await?;
@@ -767,80 +798,52 @@ impl<P: Ports> Reconciler<P> {
 
         // The misattributed tickets the ticket phase kept. A ticket changed while the export
         // ran can appear twice: the later copy wins.
-        let mut tickets: Vec<TicketFacts> = Vec::new();
-        for n in 0..cp.ticket_parts {
-            let part: Vec<TicketFacts> = self.get_part(ctx.run_id, &format!("tickets-{n}")).await?;
-            tickets.extend(part);
-        }
+        let tickets = self.kept_tickets(ctx.run_id, cp.tickets_kept).await?;
         diff.add_tickets(&latest_copies(tickets));
 
-        // What earlier invocations took in.
-        for n in 0..cp.account_parts {
-            let facts: Vec<AccountFacts> =
-                self.get_part(ctx.run_id, &format!("accounts-{n}")).await?;
-            for f in facts {
-                names.insert(f.id.clone(), f.name.clone());
-                diff.add_account(f);
-            }
-        }
-
-        if !cp.accounts_done {
-            let filter = cp.accounts_since_ms.map(|ms| {
-                let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-                Cond::cmp("SystemModstamp", Op::Gt, Lit::DateTime(at))
-            });
-            let mut kept: Vec<AccountFacts> = Vec::new();
-            let mut since_commit = 0;
-            let pages = self
-                .salesforce
-                .accounts_after(cp.last_account.as_ref(), filter, true);
-            futures_util::pin_mut!(pages);
-            loop {
-                // Hand over before asking for the next page, never after the last one: only
-                // the stream knows which page is last.
-                if ctx.limits.must_yield(ctx.pages) {
-                    self.put_parts(ctx.run_id, "accounts", &mut cp.account_parts, &kept)
-                        .await?;
-                    return self.hand_over(ctx, cp).await;
-                }
-                let Some(page) = pages.try_next().await? else {
-                    break;
-                };
-                if page.is_empty() {
-                    // Only the last page of a query is empty (a resumed stream with nothing
-                    // left after `Id > last`).
-                    break;
-                }
-                for account in &page {
-                    cp.accounts.read += 1;
-                    let facts = self.facts(account).await?;
-                    if facts.matters() {
-                        cp.accounts.judged += 1;
-                        names.insert(facts.id.clone(), facts.name.clone());
-                        kept.push(facts.clone());
-                        diff.add_account(facts);
-                    }
-                }
-                if let Some(last) = page.last() {
-                    cp.last_account = Some(last.id.clone());
-                }
-                cp.accounts.pages += 1;
-                ctx.pages += 1;
-                since_commit += 1;
-                if since_commit >= self.settings.commit_every_pages {
-                    self.put_parts(ctx.run_id, "accounts", &mut cp.account_parts, &kept)
-                        .await?;
-                    kept.clear();
-                    since_commit = 0;
-                    cp.calls = ctx.calls_total(&self.calls, cp);
-                    ctx.calls_before = sent_calls(&self.calls);
-                    self.save(ctx.run_id, cp).await?;
+        let filter = cp.accounts_since_ms.map(|ms| {
+            let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            Cond::cmp("SystemModstamp", Op::Gt, Lit::DateTime(at))
+        });
+        let calls_at_start = salesforce_calls(&self.calls);
+        let pages = self
+            .salesforce
+            .accounts_after(None, filter, true)
+            .peekable();
+        futures_util::pin_mut!(pages);
+        while let Some(page) = pages.try_next().await? {
+            for account in &page {
+                cp.accounts.read += 1;
+                let facts = self.facts(account).await?;
+                if facts.matters() {
+                    cp.accounts.judged += 1;
+                    names.insert(facts.id.clone(), facts.name.clone());
+                    diff.add_account(facts);
                 }
             }
-            self.put_parts(ctx.run_id, "accounts", &mut cp.account_parts, &kept)
-                .await?;
-            cp.accounts_done = true;
+            cp.accounts.pages += 1;
+            ctx.pages += 1;
+            // Only the stream knows which page is last: a query that is done ends it without
+            // another call; otherwise this reads the next page, which continuing needs anyway.
+            if pages.as_mut().peek().await.is_none() {
+                break;
+            }
+            if ctx.limits.must_yield(ctx.pages) {
+                // What this attempt read is dropped (never parked): the next one starts over.
+                cp.accounts.pages_repeated += cp.accounts.pages + 1;
+                cp.accounts.calls_repeated += salesforce_calls(&self.calls) - calls_at_start;
+                if cp.accounts.attempts >= u64::from(self.settings.account_attempts) {
+                    return self.account_stream_too_long(ctx, cp).await;
+                }
+                tracing::info!(
+                    run_id = ctx.run_id,
+                    attempt = cp.accounts.attempts,
+                    pages = cp.accounts.pages,
+                    "the account stream does not fit in this invocation; the next starts it over"
+                );
+                return self.hand_over(ctx, cp).await;
+            }
         }
         cp.finish_attempts += 1;
         cp.calls = ctx.calls_total(&self.calls, cp);
@@ -1142,6 +1145,23 @@ impl<P: Ports> Reconciler<P> {
         }
     }
 
+    /// Ends a run whose account stream never fitted in an invocation.
+    async fn account_stream_too_long(
+        &self,
+        ctx: &Ctx<'_>,
+        cp: &Checkpoint,
+    ) -> Result<Step, RunError> {
+        let detail = format!(
+            "the account stream was started {} times and never reached its end in one invocation ({} query pages read in vain); raise the function's timeout or account_attempts",
+            cp.accounts.attempts, cp.accounts.pages_repeated
+        );
+        tracing::warn!(run_id = ctx.run_id, %detail, "reconcile stopped");
+        let outcome = self
+            .stopped(ctx, cp, StopReason::AccountStreamTooLong { detail })
+            .await?;
+        Ok(Step::Finished(Box::new(outcome)))
+    }
+
     /// Ends a run the budget stopped: incomplete, with the reason; nothing auto-resolved,
     /// nothing upserted (the diff never saw the whole picture).
     async fn stopped(
@@ -1181,6 +1201,22 @@ impl<P: Ports> Reconciler<P> {
     }
 }
 
+/// A Zendesk-style timestamp (`2026-01-31T12:00:00Z`) of `ms`, to the second, so it compares
+/// as text with the mirror's `updated_at`.
+fn iso_seconds(ms: i64) -> String {
+    let at = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
 /// One invocation's context.
 struct Ctx<'a> {
     run_id: &'a str,
@@ -1204,5 +1240,56 @@ impl Ctx<'_> {
             }
         }
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every number in `v` at a trillion: far past any world's counts.
+    fn widest(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) => *n = 1_000_000_000_000u64.into(),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(widest),
+            serde_json::Value::Object(o) => o.values_mut().for_each(widest),
+            _ => {}
+        }
+    }
+
+    /// What travels between invocations is cursors and counters: with every counter at a
+    /// trillion, long cursors and a call count for more endpoints than the clients have (32
+    /// today), the checkpoint stays a small item, whatever the world's size.
+    #[test]
+    fn a_checkpoint_is_small_at_any_scale() {
+        let cursor = "c".repeat(256);
+        let cp = Checkpoint {
+            version: CHECKPOINT_VERSION,
+            phase: Phase::Accounts,
+            org_cursor: Some(cursor.clone()),
+            export_from_s: Some(i64::MAX),
+            accounts_since_ms: Some(i64::MAX),
+            ticket_cursor: Some(cursor),
+            tickets_kept: u32::MAX,
+            calls: (0..40)
+                .map(|i| (format!("salesforce/sf.endpoint_name_{i:03}"), u64::MAX))
+                .collect(),
+            ..Checkpoint::default()
+        };
+        let mut value = serde_json::to_value(&cp).unwrap();
+        widest(&mut value);
+        let size = value.to_string().len();
+        assert!(size < 4096, "{size} bytes: {value}");
+        // And it reads back as what was saved.
+        let back: Checkpoint = serde_json::from_str(&serde_json::to_string(&cp).unwrap()).unwrap();
+        assert_eq!(back.org_cursor, cp.org_cursor);
+        assert_eq!(back.tickets_kept, u32::MAX);
+    }
+
+    #[test]
+    fn timestamps_compare_with_zendesks_as_text() {
+        assert_eq!(iso_seconds(1_767_225_600_999), "2026-01-01T00:00:00Z");
+        assert!("2025-12-31T23:59:59Z" < iso_seconds(1_767_225_600_000).as_str());
+        assert!("2026-01-01T00:00:01Z" > iso_seconds(1_767_225_600_000).as_str());
     }
 }

@@ -24,6 +24,9 @@ pub struct ReconcileSettings {
     /// Tickets updated within this many days before a full run are checked for attribution
     /// (a delta reads those changed since the last run); 0: tickets are not read.
     pub ticket_horizon_days: u32,
+    /// Times the account stream may be started (it starts over when an invocation hands over
+    /// before its end); past it the run stops, saying so. At least 1.
+    pub account_attempts: u32,
     /// Report lines kept in the run summary (all of them are logged).
     pub report_sample: usize,
     /// Organization mirror writes and exception upserts in flight at once.
@@ -45,6 +48,7 @@ impl Default for ReconcileSettings {
             commit_every_pages: 50,
             mirror_repairs_per_run: 2000,
             ticket_horizon_days: DEFAULT_TICKET_HORIZON_DAYS,
+            account_attempts: 3,
             report_sample: 200,
             store_concurrency: 16,
             zendesk_plan_per_minute: 700,
@@ -68,9 +72,10 @@ impl ReconcileSettings {
             return Ok(Self::default());
         }
         let s: Self = serde_json::from_str(text).map_err(|e| SettingsError(e.to_string()))?;
-        if s.commit_every_pages == 0 || s.store_concurrency == 0 {
+        if s.commit_every_pages == 0 || s.store_concurrency == 0 || s.account_attempts == 0 {
             return Err(SettingsError(
-                "commit_every_pages and store_concurrency must be at least 1".into(),
+                "commit_every_pages, store_concurrency and account_attempts must be at least 1"
+                    .into(),
             ));
         }
         Ok(s)

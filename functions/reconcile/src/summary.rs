@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use orglink_shared::exceptions::{ExceptionKind, ReportKind, ReportLine};
 
@@ -18,6 +17,10 @@ pub enum StopReason {
     SalesforceReserve { detail: String },
     /// Zendesk calls would exceed this deployment's share of the plan's rate limit.
     ZendeskShare { detail: String },
+    /// The account stream did not fit in one invocation, attempt after attempt (it starts
+    /// over in each, since nothing but cursors and counters travels between invocations):
+    /// raise the function's timeout.
+    AccountStreamTooLong { detail: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +51,7 @@ pub use orglink_shared::reconcile::TicketCounts;
 /// How the account side went.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountCounts {
-    /// Account query pages read.
+    /// Account query pages read by the attempt that finished the stream.
     pub pages: u64,
     /// Accounts read from Salesforce (deleted and merged included).
     pub read: u64,
@@ -59,6 +62,17 @@ pub struct AccountCounts {
     /// Accounts organizations are keyed to that the run did not read (a delta reads only the
     /// accounts changed since the last run); their organizations were not judged.
     pub unseen: u64,
+    /// Times the account stream was started: it starts over when an invocation must hand
+    /// over before its end.
+    #[serde(default)]
+    pub attempts: u64,
+    /// Query pages read by attempts that handed over.
+    #[serde(default)]
+    pub pages_repeated: u64,
+    /// Salesforce calls those attempts made (account pages and their opportunity queries):
+    /// what starting over cost, included in `api_calls`.
+    #[serde(default)]
+    pub calls_repeated: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,32 +133,7 @@ pub struct RunSummary {
 
 /// Where metrics go (one definition, shared with the worker).
 pub use orglink_shared::metrics::MetricsConfig;
-
-fn emf(
-    config: &MetricsConfig,
-    at_ms: i64,
-    dims: &[(&str, &str)],
-    metrics: &[(&str, u64)],
-) -> String {
-    let mut line = json!({
-        "_aws": {
-            "Timestamp": at_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": config.namespace,
-                "Dimensions": [dims.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
-                "Metrics": metrics.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
-            }]
-        }
-    });
-    let obj = line.as_object_mut().expect("an object");
-    for (k, v) in dims {
-        obj.insert((*k).to_string(), Value::String((*v).to_string()));
-    }
-    for (name, v) in metrics {
-        obj.insert((*name).to_string(), json!(v));
-    }
-    line.to_string()
-}
+use orglink_shared::metrics::emf;
 
 impl RunSummary {
     /// The EMF lines of this run: `ReconcileCompleted` (1, only when complete) with the run's
@@ -208,6 +197,8 @@ impl RunSummary {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
     fn summary(state: RunState) -> RunSummary {
@@ -271,6 +262,50 @@ mod tests {
         assert_eq!(kinds.len(), ExceptionKind::ALL.len());
         let kc = kinds.iter().find(|l| l["Kind"] == "key_conflict").unwrap();
         assert_eq!(kc["Findings"], 3);
+
+        // The whole line, as CloudWatch reads it (unchanged since reconcile's own builder gave
+        // way to `orglink_shared::metrics::emf`).
+        assert_eq!(
+            lines[1],
+            json!({
+                "_aws": {
+                    "Timestamp": 1_767_225_600_000i64,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "orglink",
+                        "Dimensions": [["Deployment"]],
+                        "Metrics": [{"Name": "OpenCriticalExceptions", "Unit": "Count"}],
+                    }]
+                },
+                "Deployment": "prod",
+                "OpenCriticalExceptions": 7,
+            })
+        );
+        let names: Vec<&str> = cw["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "ReconcileCompleted",
+                "ReconcileStopped",
+                "FindingsTotal",
+                "RowsNew",
+                "RowsReopened",
+                "RowsAutoResolved",
+                "RepairsEnqueued",
+                "RepairsDeferred",
+                "DurationMs",
+                "Invocations",
+                "SalesforceCalls",
+                "ZendeskCalls"
+            ]
+        );
+        for name in &names {
+            assert!(run.get(*name).is_some_and(Value::is_u64), "{name}");
+        }
 
         // Only a complete run says it completed.
         let stopped: Value =

@@ -1,14 +1,23 @@
 //! A run against the simulators with in-memory stores: a generated world's findings come out
 //! as its truth says (tickets on the wrong organization included, read at the API call floor),
-//! a run cut into many invocations ends exactly like an uninterrupted one, and a second run
-//! changes nothing.
+//! a run cut into many invocations ends exactly like an uninterrupted one with nothing but a
+//! small checkpoint between invocations (organizations gone from Zendesk found by the
+//! listing's stamps; an account stream cut short started over, within a bound), and a second
+//! run changes nothing.
 
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use orglink_reconcile::{Limits, MemoryPorts, Mode, ReconcileEvent, Reconciler, RunState, Stores};
-use orglink_shared::aws::{ExceptionFilter, ExceptionRow, ExceptionStatus, ExceptionStore};
+use orglink_reconcile::{
+    Limits, MemoryPorts, Mode, ReconcileEvent, Reconciler, RunOutcome, RunState, RunSummary, Step,
+    StopReason, Stores,
+};
+use orglink_shared::aws::mirror::MirroredOrg;
+use orglink_shared::aws::{
+    ExceptionFilter, ExceptionRow, ExceptionStatus, ExceptionStore, OrgMirror, RunStore,
+};
+use orglink_shared::ids::OrgId;
 
 use support::{World, generated, roomy_budget};
 
@@ -21,6 +30,41 @@ async fn open_rows(r: &Reconciler<MemoryPorts>) -> Vec<ExceptionRow> {
         .unwrap();
     rows.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
     rows
+}
+
+/// The largest checkpoint a run may carry between invocations: cursors and counters only.
+const CHECKPOINT_BOUND: usize = 4096;
+
+/// Runs `event` to the end, one invocation after another, and returns the outcome with the
+/// largest checkpoint any invocation handed over.
+async fn run_watching_checkpoints(
+    r: &Reconciler<MemoryPorts>,
+    event: ReconcileEvent,
+    limits: &Limits,
+) -> (RunOutcome, usize) {
+    let mut event = event;
+    let mut largest = 0;
+    loop {
+        match r.invoke(&event, limits).await.unwrap() {
+            Step::Continue(next) => {
+                let run_id = next.run_id.clone().expect("a continuation names its run");
+                let record = r.stores.runs.get(&run_id, 0).await.unwrap().unwrap();
+                largest = largest.max(record.cursor.map_or(0, |c| c.len()));
+                event = next;
+            }
+            Step::Finished(outcome) => return (*outcome, largest),
+        }
+    }
+}
+
+/// Account query requests of a run (the first page and the ones after it).
+fn account_queries(s: &RunSummary) -> u64 {
+    let calls = |e: &str| s.api_calls_by_endpoint.get(e).copied().unwrap_or(0);
+    calls("salesforce/sf.query_all") + calls("salesforce/sf.query_more")
+}
+
+fn salesforce_calls(s: &RunSummary) -> u64 {
+    s.api_calls.get("salesforce").copied().unwrap_or(0)
 }
 
 fn by_kind(rows: &[ExceptionRow]) -> BTreeMap<String, usize> {
@@ -135,11 +179,10 @@ async fn a_generated_world_gives_its_truth_and_checkpoints_change_nothing() {
 
     // The same run cut into one page per invocation ends the same.
     let cut = world.reconciler(Stores::memory(), roomy_budget()).await;
-    let two = cut
-        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::pages(1))
-        .await
-        .unwrap();
+    let (two, largest) =
+        run_watching_checkpoints(&cut, ReconcileEvent::new(Mode::Full), &Limits::pages(1)).await;
     assert!(two.summary.invocations > 3, "{}", two.summary.invocations);
+    assert!(largest > 0 && largest < CHECKPOINT_BOUND, "{largest}");
     let cut_rows = open_rows(&cut).await;
     let key = |rows: &[ExceptionRow]| -> Vec<(String, String)> {
         rows.iter()
@@ -154,8 +197,8 @@ async fn a_generated_world_gives_its_truth_and_checkpoints_change_nothing() {
     assert_eq!(one.summary.tickets, two.summary.tickets);
     assert_eq!(one.summary.orgs.seen, two.summary.orgs.seen);
     assert_eq!(one.summary.orgs.judged, two.summary.orgs.judged);
-    // Nothing is read twice: the same listing pages; the account query costs at most one
-    // more request per hand-over (the resumed `Id > last` query's first page).
+    // Nothing is read twice: the same listing pages; the account stream (one page here) fits
+    // in the invocation that starts it, so it is read once too.
     let pages = |s: &orglink_reconcile::RunSummary, e: &str| {
         s.api_calls_by_endpoint.get(e).copied().unwrap_or(0)
     };
@@ -163,11 +206,8 @@ async fn a_generated_world_gives_its_truth_and_checkpoints_change_nothing() {
         pages(&one.summary, "zendesk/zd.org_list"),
         pages(&two.summary, "zendesk/zd.org_list")
     );
-    let queries = |s: &orglink_reconcile::RunSummary| {
-        pages(s, "salesforce/sf.query_all") + pages(s, "salesforce/sf.query_more")
-    };
-    assert!(queries(&two.summary) <= queries(&one.summary) + u64::from(two.summary.invocations));
-    assert!(queries(&two.summary) >= queries(&one.summary));
+    assert_eq!(two.summary.accounts.attempts, 1);
+    assert_eq!(account_queries(&two.summary), account_queries(&one.summary));
 
     // A second run changes nothing.
     let again = whole
@@ -324,7 +364,9 @@ async fn a_ticket_export_cut_into_invocations_ends_like_an_uninterrupted_one() {
         .unwrap();
     assert_eq!(one.summary.tickets.pages, 3);
     assert_eq!(one.summary.tickets.misattributed, 7);
-    assert!(two.summary.invocations >= 4, "{}", two.summary.invocations);
+    // The organization page and the first ticket page, then one ticket page each; the
+    // one-page account stream fits after the last.
+    assert!(two.summary.invocations >= 3, "{}", two.summary.invocations);
     // Memberships are remembered within an invocation only: a requester seen again after a
     // hand-over is looked up again (at most once per invocation).
     let (t1, t2) = (&one.summary.tickets, &two.summary.tickets);
@@ -412,4 +454,195 @@ async fn only_a_complete_full_listing_marks_the_mirror_filled() {
     assert_eq!(done.summary.state, RunState::Complete);
     let filled = cut.stores.mirror.filled().await.unwrap().expect("marked");
     assert_eq!(filled.by, MIRROR_FILLED_BY);
+}
+
+/// A full listing spanning invocations finds what Zendesk no longer lists by the stamps it
+/// leaves on the mirror's rows, not by keeping the ids it saw: a row no stamp of this run
+/// names is removed, unless it changed after the run began (the worker wrote it behind the
+/// listing's back: the next full run judges it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organizations_gone_from_zendesk_are_found_by_the_listings_stamps() {
+    let (scenario, _) = generated(300, 5);
+    let listed: Vec<u64> = scenario
+        .zendesk
+        .organizations
+        .iter()
+        .filter_map(|o| o.get("id").and_then(serde_json::Value::as_u64))
+        .collect();
+    assert!(listed.len() > 100, "the listing spans pages");
+    let world = World::serve(scenario).await;
+    let r = world.reconciler(Stores::memory(), roomy_budget()).await;
+    let org = |id: u64, updated_at: &str| {
+        MirroredOrg::new(
+            OrgId::new(id).unwrap(),
+            format!("Org {id}"),
+            None,
+            [format!("org-{id}.example.com")],
+            Some(updated_at.to_string()),
+        )
+    };
+    // Gone from Zendesk, listed by an earlier run: stale.
+    let gone = org(990_000_001, "2020-01-01T00:00:00Z");
+    // Not listed either, but written after this run began (a far-future stamp stands for it).
+    let fresh = org(990_000_002, "2999-01-01T00:00:00Z");
+    // Listed, with a stale copy in the mirror: kept and rewritten.
+    let stale_copy = org(listed[0], "2000-01-01T00:00:00Z");
+    for o in [&gone, &fresh, &stale_copy] {
+        r.stores.mirror.upsert(o).await.unwrap();
+    }
+    r.stores
+        .mirror
+        .stamp_listed(&[gone.id, stale_copy.id], "full-earlier")
+        .await
+        .unwrap();
+
+    let (out, largest) =
+        run_watching_checkpoints(&r, ReconcileEvent::new(Mode::Full), &Limits::pages(1)).await;
+    assert_eq!(out.summary.state, RunState::Complete);
+    assert!(out.summary.orgs.pages >= 2, "{:?}", out.summary.orgs);
+    assert!(largest > 0 && largest < CHECKPOINT_BOUND, "{largest}");
+    assert_eq!(out.summary.orgs.deleted, 1, "{:?}", out.summary.orgs);
+    let mirror = &r.stores.mirror;
+    assert_eq!(mirror.get(gone.id).await.unwrap(), None);
+    assert_eq!(mirror.get(fresh.id).await.unwrap(), Some(fresh.clone()));
+    let rewritten = mirror.get(stale_copy.id).await.unwrap().unwrap();
+    assert_ne!(rewritten, stale_copy);
+    // Every organization Zendesk lists is mirrored and stamped by this run; only the fresh
+    // row is not.
+    let mut ids: Vec<u64> = mirror
+        .all()
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.id.get())
+        .collect();
+    ids.sort();
+    let mut want = listed.clone();
+    want.push(fresh.id.get());
+    want.sort();
+    assert_eq!(ids, want);
+    assert_eq!(
+        mirror.not_listed(&out.summary.run_id).await.unwrap(),
+        vec![fresh]
+    );
+}
+
+/// The diff needs every account at once, and nothing but a checkpoint travels between
+/// invocations: an account stream an invocation cannot finish is started over by the next
+/// one (the pages read in vain are counted in the summary), and the run ends exactly like an
+/// uninterrupted one. A stream that never fits stops the run after `account_attempts` starts,
+/// saying so, and auto-resolves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_stream_cut_short_starts_over_within_a_bound() {
+    let (scenario, _) = generated(300, 5);
+    let world = World::serve(scenario).await;
+    // 200 accounts a query page: the stream spans several pages.
+    let batch = 200;
+    let whole = world
+        .reconciler_paged(Stores::memory(), roomy_budget(), batch)
+        .await;
+    let one = whole
+        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::none())
+        .await
+        .unwrap();
+    let stream_pages = one.summary.accounts.pages;
+    assert!(stream_pages >= 2, "{:?}", one.summary.accounts);
+    assert_eq!(
+        (
+            one.summary.accounts.attempts,
+            one.summary.accounts.pages_repeated
+        ),
+        (1, 0)
+    );
+
+    // As many pages per invocation as the stream has: the invocation that ends the ticket
+    // phase starts the stream with pages already spent and must hand over; the next one,
+    // fresh, reads it to the end.
+    let cut = world
+        .reconciler_paged(Stores::memory(), roomy_budget(), batch)
+        .await;
+    let limit = u32::try_from(stream_pages).unwrap();
+    let (two, largest) =
+        run_watching_checkpoints(&cut, ReconcileEvent::new(Mode::Full), &Limits::pages(limit))
+            .await;
+    assert_eq!(two.summary.state, RunState::Complete);
+    assert!(largest > 0 && largest < CHECKPOINT_BOUND, "{largest}");
+    let (a1, a2) = (&one.summary.accounts, &two.summary.accounts);
+    assert_eq!(a2.attempts, 2, "{a2:?}");
+    assert!(a2.pages_repeated >= 1, "{a2:?}");
+    assert_eq!(
+        (a1.pages, a1.read, a1.judged, a1.looked_up, a1.unseen),
+        (a2.pages, a2.read, a2.judged, a2.looked_up, a2.unseen)
+    );
+    // Starting over is the only extra Salesforce cost, and the summary counts it.
+    assert!(a2.calls_repeated >= a2.pages_repeated, "{a2:?}");
+    assert_eq!(
+        salesforce_calls(&two.summary),
+        salesforce_calls(&one.summary) + a2.calls_repeated
+    );
+    let key = |rows: &[ExceptionRow]| -> Vec<(String, String)> {
+        rows.iter()
+            .map(|r| (r.fingerprint.to_string(), r.evidence_hash.clone()))
+            .collect()
+    };
+    let rows = open_rows(&whole).await;
+    assert!(!rows.is_empty());
+    assert_eq!(key(&rows), key(&open_rows(&cut).await));
+    assert_eq!(one.report, two.report);
+    assert_eq!(one.summary.repairs, two.summary.repairs);
+    assert_eq!(one.summary.findings_by_kind, two.summary.findings_by_kind);
+    assert_eq!(one.summary.rows.findings, two.summary.rows.findings);
+
+    // One page fewer than the stream: no invocation can finish it. The run stops after the
+    // bound with the reason, having auto-resolved nothing on stores whose rows a complete
+    // run would have resolved (they name problems this world does not have).
+    let never = world
+        .reconciler_paged(Stores::memory(), roomy_budget(), batch)
+        .await;
+    let limit = u32::try_from(stream_pages - 1).unwrap();
+    let stale = orglink_shared::exceptions::Finding::new(
+        orglink_shared::exceptions::ExceptionKind::NameDrift,
+        [
+            orglink_shared::ids::AccountId::parse(&orglink_sandbox::salesforce::ids::generate(
+                "001", 999_999,
+            ))
+            .unwrap(),
+        ],
+        [OrgId::new(990_000_009).unwrap()],
+    );
+    never
+        .stores
+        .exceptions
+        .upsert(&stale, &BTreeMap::new(), 1)
+        .await
+        .unwrap();
+    let three = never
+        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::pages(limit))
+        .await
+        .unwrap();
+    assert_eq!(three.summary.state, RunState::Stopped);
+    assert!(
+        matches!(
+            three.summary.stop,
+            Some(StopReason::AccountStreamTooLong { .. })
+        ),
+        "{:?}",
+        three.summary.stop
+    );
+    let attempts = u64::from(never.settings.account_attempts);
+    assert_eq!(three.summary.accounts.attempts, attempts);
+    // A fresh invocation reads the whole limit and the peek past it; the first attempt may
+    // start with pages already spent. Every Salesforce call of the stopped run was spent on
+    // the attempts, and the summary says so.
+    let repeated = &three.summary.accounts;
+    assert!(
+        repeated.pages_repeated >= (attempts - 1) * stream_pages,
+        "{repeated:?}"
+    );
+    assert_eq!(salesforce_calls(&three.summary), repeated.calls_repeated);
+    assert_eq!(three.summary.rows.auto_resolved, 0);
+    let open = open_rows(&never).await;
+    assert_eq!(open.len(), 1, "{open:#?}");
+    assert_eq!(open[0].fingerprint, stale.fingerprint());
+    assert!(three.metrics[0].contains("\"ReconcileStopped\":1"));
 }

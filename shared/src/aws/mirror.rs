@@ -12,6 +12,9 @@
 //!   `by_domain` index — a GSI key holds one value, so one item per domain is what lets a
 //!   domain point at several organizations;
 //! - checkpoint items `checkpoint#{name}` / `checkpoint` for resumable listings;
+//! - one listing stamp per organization `org#{id}` / `listed` (`listing` = the full
+//!   reconcile run that last listed it): what lets a listing spanning invocations find the
+//!   organizations Zendesk no longer lists;
 //! - the completeness marker `marker#filled` / `marker`: a full listing of Zendesk's
 //!   organizations has been read in. Until it exists the mirror's silence proves nothing (a
 //!   fresh deployment, a table restored empty), so the worker creates no organization on it.
@@ -170,6 +173,20 @@ pub trait OrgMirror: Send + Sync {
         by: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stamps these organizations as shown by the full listing `listing` (reconcile's run id),
+    /// so the listing's end can tell what Zendesk no longer lists without keeping the ids it
+    /// saw. The stamp is its own item beside the org item: an upsert, which replaces the org
+    /// item, keeps it; deleting the organization deletes it.
+    fn stamp_listed(
+        &self,
+        ids: &[OrgId],
+        listing: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every mirrored organization the listing `listing` did not stamp (a scan), by id.
+    fn not_listed(
+        &self,
+        listing: &str,
+    ) -> impl Future<Output = Result<Vec<MirroredOrg>, StoreError>> + Send;
 }
 
 /// The in-memory twin.
@@ -178,6 +195,9 @@ pub struct MemoryMirror {
     orgs: Mutex<BTreeMap<OrgId, MirroredOrg>>,
     checkpoints: Mutex<HashMap<String, String>>,
     filled: Mutex<Option<MirrorFilled>>,
+    /// The listing that last stamped each organization (ids are never reused, so a stamp
+    /// left by a deleted organization names nothing).
+    listed: Mutex<HashMap<OrgId, String>>,
 }
 
 impl OrgMirror for MemoryMirror {
@@ -272,6 +292,24 @@ impl OrgMirror for MemoryMirror {
         });
         Ok(())
     }
+
+    async fn stamp_listed(&self, ids: &[OrgId], listing: &str) -> Result<(), StoreError> {
+        let mut listed = self.listed.lock().expect("mirror lock");
+        for id in ids {
+            listed.insert(*id, listing.to_string());
+        }
+        Ok(())
+    }
+
+    async fn not_listed(&self, listing: &str) -> Result<Vec<MirroredOrg>, StoreError> {
+        let listed = self.listed.lock().expect("mirror lock");
+        let orgs = self.orgs.lock().expect("mirror lock");
+        Ok(orgs
+            .values()
+            .filter(|o| listed.get(&o.id).map(String::as_str) != Some(listing))
+            .cloned()
+            .collect())
+    }
 }
 
 #[cfg(feature = "aws")]
@@ -294,6 +332,8 @@ mod dynamo_impl {
     const CHECKPOINT_SK: &str = "checkpoint";
     const FILLED_PK: &str = "marker#filled";
     const MARKER_SK: &str = "marker";
+    /// The listing stamp beside an org item (`listing` = the run id that last listed it).
+    const LISTED_SK: &str = "listed";
     /// Org items written at once by one `upsert_many` (each is a conditional PutItem).
     const PUT_CONCURRENCY: usize = 8;
 
@@ -705,6 +745,59 @@ mod dynamo_impl {
                 .await
                 .map_err(|e| classify(SERVICE, e))?;
             Ok(())
+        }
+
+        /// One small put per organization, 25 a request (unconditional: a stamp of an
+        /// organization deleted meanwhile names nothing and is never read).
+        async fn stamp_listed(&self, ids: &[OrgId], listing: &str) -> Result<(), StoreError> {
+            let writes = ids
+                .iter()
+                .map(|id| {
+                    let item = Item::from([
+                        ("pk".into(), s(org_pk(*id))),
+                        ("sk".into(), s(LISTED_SK)),
+                        ("listing".into(), s(listing)),
+                    ]);
+                    let put = PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .expect("item set");
+                    WriteRequest::builder().put_request(put).build()
+                })
+                .collect();
+            self.batch_write(writes).await
+        }
+
+        async fn not_listed(&self, listing: &str) -> Result<Vec<MirroredOrg>, StoreError> {
+            // Org items and stamps in one scan (domain and checkpoint items are skipped).
+            let items = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :org OR sk = :listed")
+                .expression_attribute_values(":org", s(ORG_SK))
+                .expression_attribute_values(":listed", s(LISTED_SK))
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            let stamped: BTreeSet<String> = items
+                .iter()
+                .filter(|i| opt_s(i, "sk").as_deref() == Some(LISTED_SK))
+                .filter(|i| opt_s(i, "listing").as_deref() == Some(listing))
+                .filter_map(|i| opt_s(i, "pk"))
+                .collect();
+            let mut orgs = items
+                .iter()
+                .filter(|i| opt_s(i, "sk").as_deref() == Some(ORG_SK))
+                .filter(|i| opt_s(i, "pk").is_none_or(|pk| !stamped.contains(&pk)))
+                .map(|i| self.read_item(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            orgs.sort_by_key(|o| o.id);
+            Ok(orgs)
         }
     }
 }

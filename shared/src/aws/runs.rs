@@ -2,6 +2,10 @@
 //! summary), plus the last complete run of each kind, so auto-resolve and the mirror refresh
 //! can tell a complete full run from an interrupted one. Run records expire after a retention
 //! period (TTL, treated as absent once past); the "last complete" pointer never expires.
+//!
+//! Beside them, a run's *items*: small things a run found and must still act on when it
+//! continues in a new invocation (a misattributed ticket), one item each under a sequence
+//! number the checkpoint counts, never a data set. They expire after [`RUN_ITEM_TTL_SECS`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,6 +17,12 @@ use super::error::StoreError;
 
 /// How long run records are kept.
 pub const RUN_RETENTION_SECS: i64 = 90 * 24 * 3600;
+
+/// How long a run's items live: a run never spans more than this.
+pub const RUN_ITEM_TTL_SECS: i64 = 2 * 24 * 3600;
+
+/// The largest run item: one finding-in-waiting, never a data set.
+pub const RUN_ITEM_MAX_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,6 +90,41 @@ pub trait RunStore: Send + Sync {
         &self,
         kind: &str,
     ) -> impl Future<Output = Result<Option<RunRecord>, StoreError>> + Send;
+
+    /// Keeps item `seq` of `kind` for a run (at most [`RUN_ITEM_MAX_BYTES`]). Writing the same
+    /// `seq` again replaces it: an invocation retried from the last checkpoint rewrites what
+    /// it had written.
+    fn put_item(
+        &self,
+        run_id: &str,
+        kind: &str,
+        seq: u32,
+        data: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Items `0..count` of `kind`, in order; a missing one (expired) is an error.
+    fn items(
+        &self,
+        run_id: &str,
+        kind: &str,
+        count: u32,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+fn item_key(run_id: &str, kind: &str, seq: u32) -> String {
+    format!("item#{run_id}#{kind}#{seq}")
+}
+
+fn item_too_large(key: &str, len: usize) -> Option<StoreError> {
+    (len > RUN_ITEM_MAX_BYTES).then(|| StoreError::Rejected {
+        service: "run store",
+        detail: format!("run item {key} is {len} bytes, over {RUN_ITEM_MAX_BYTES}"),
+    })
+}
+
+fn item_missing(store: &str, key: &str) -> StoreError {
+    StoreError::corrupt(store, key, "missing (expired?): start a new run")
 }
 
 fn new_run(run_id: &str, kind: &str, now_ms: i64) -> RunRecord {
@@ -103,6 +148,19 @@ fn latest_key(kind: &str) -> String {
 #[derive(Debug, Default)]
 pub struct MemoryRuns {
     runs: Mutex<HashMap<String, RunRecord>>,
+    items: Mutex<HashMap<String, String>>,
+}
+
+impl MemoryRuns {
+    /// Bytes held in run items (the benchmark reports it).
+    pub fn item_bytes(&self) -> usize {
+        self.items
+            .lock()
+            .expect("runs lock")
+            .values()
+            .map(String::len)
+            .sum()
+    }
 }
 
 impl RunStore for MemoryRuns {
@@ -162,6 +220,38 @@ impl RunStore for MemoryRuns {
             .get(&latest_key(kind))
             .cloned())
     }
+
+    async fn put_item(
+        &self,
+        run_id: &str,
+        kind: &str,
+        seq: u32,
+        data: &str,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let key = item_key(run_id, kind, seq);
+        if let Some(e) = item_too_large(&key, data.len()) {
+            return Err(e);
+        }
+        self.items
+            .lock()
+            .expect("runs lock")
+            .insert(key, data.to_string());
+        Ok(())
+    }
+
+    async fn items(&self, run_id: &str, kind: &str, count: u32) -> Result<Vec<String>, StoreError> {
+        let items = self.items.lock().expect("runs lock");
+        (0..count)
+            .map(|seq| {
+                let key = item_key(run_id, kind, seq);
+                items
+                    .get(&key)
+                    .cloned()
+                    .ok_or_else(|| item_missing("runs", &key))
+            })
+            .collect()
+    }
 }
 
 #[cfg(feature = "aws")]
@@ -173,6 +263,7 @@ mod dynamo_impl {
     use aws_sdk_dynamodb::operation::put_item::PutItemError;
     use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
     use aws_sdk_dynamodb::types::ReturnValue;
+    use futures_util::{StreamExt, TryStreamExt, stream};
 
     use super::*;
     use crate::aws::dynamo::{Item, SERVICE, from_json, json, n, s};
@@ -309,6 +400,62 @@ mod dynamo_impl {
 
         async fn last_complete(&self, kind: &str) -> Result<Option<RunRecord>, StoreError> {
             self.read(&latest_key(kind)).await
+        }
+
+        /// One item `item#{run}#{kind}#{seq}` (attribute `data`, TTL `expiration`): no other
+        /// item shape uses that prefix.
+        async fn put_item(
+            &self,
+            run_id: &str,
+            kind: &str,
+            seq: u32,
+            data: &str,
+            now_ms: i64,
+        ) -> Result<(), StoreError> {
+            let key = item_key(run_id, kind, seq);
+            if let Some(e) = item_too_large(&key, data.len()) {
+                return Err(e);
+            }
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("run_id", s(&key))
+                .item("data", s(data))
+                .item("expiration", n(now_ms.div_euclid(1000) + RUN_ITEM_TTL_SECS))
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            Ok(())
+        }
+
+        async fn items(
+            &self,
+            run_id: &str,
+            kind: &str,
+            count: u32,
+        ) -> Result<Vec<String>, StoreError> {
+            // A few items (GetItem each, several at once): no BatchGetItem permission needed.
+            stream::iter(0..count)
+                .map(|seq| async move {
+                    let key = item_key(run_id, kind, seq);
+                    let out = self
+                        .client
+                        .get_item()
+                        .table_name(&self.table)
+                        .key("run_id", s(&key))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(|e| classify(SERVICE, e))?;
+                    out.item()
+                        .and_then(|i| i.get("data"))
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .ok_or_else(|| item_missing(&self.table, &key))
+                })
+                .buffered(16)
+                .try_collect()
+                .await
         }
     }
 }

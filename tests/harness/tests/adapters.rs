@@ -928,6 +928,118 @@ both!(
     |aws, names| DynamoRuns::new(aws.dynamodb(), names.runs_table)
 );
 
+// ---------------------------------------------------------------- listing stamps
+
+/// A full listing stamps what it saw; what it did not stamp is what Zendesk no longer lists.
+/// Upserts (which replace the org item) keep the stamp; deleting the org drops it.
+async fn mirror_stamps_contract<S: OrgMirror>(store: Arc<S>) {
+    let at = |id: u64| {
+        MirroredOrg::new(
+            org(id),
+            format!("Org {id}"),
+            None,
+            [format!("org-{id}.example")],
+            Some("2024-01-01T00:00:00Z".into()),
+        )
+    };
+    // Past one BatchWriteItem's 25.
+    let listed: Vec<OrgId> = (1..=30).map(org).collect();
+    for id in 1..=32 {
+        store.upsert(&at(id)).await.unwrap();
+    }
+    store.stamp_listed(&listed, "full-1").await.unwrap();
+    let ids = |orgs: Vec<MirroredOrg>| orgs.into_iter().map(|o| o.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.not_listed("full-1").await.unwrap()),
+        vec![org(31), org(32)]
+    );
+    // A newer copy written after the stamp keeps it.
+    let mut renamed = at(5);
+    renamed.name = "Renamed".into();
+    renamed.updated_at = Some("2024-02-01T00:00:00Z".into());
+    store.upsert(&renamed).await.unwrap();
+    assert_eq!(
+        ids(store.not_listed("full-1").await.unwrap()),
+        vec![org(31), org(32)]
+    );
+    // Another listing's stamps are not this one's; a stamp names the listing that last saw
+    // the org.
+    store
+        .stamp_listed(&[org(1), org(31)], "full-2")
+        .await
+        .unwrap();
+    let unstamped = ids(store.not_listed("full-2").await.unwrap());
+    assert_eq!(unstamped.len(), 30);
+    assert!(!unstamped.contains(&org(1)) && !unstamped.contains(&org(31)));
+    // A deleted org is nowhere, and stamping nothing is no call.
+    store.delete(org(32)).await.unwrap();
+    store.stamp_listed(&[], "full-1").await.unwrap();
+    assert_eq!(
+        ids(store.not_listed("full-1").await.unwrap()),
+        vec![org(1), org(31)]
+    );
+    // Stamps are neither orgs nor lookups.
+    assert_eq!(store.all().await.unwrap().len(), 31);
+    assert_eq!(
+        ids(store.by_domain("org-5.example").await.unwrap()),
+        vec![org(5)]
+    );
+}
+
+both!(
+    mirror_stamps_memory,
+    mirror_stamps_dynamodb,
+    mirror_stamps_contract,
+    MemoryMirror::default(),
+    |aws, names| DynamoMirror::new(aws.dynamodb(), names.org_mirror_table)
+);
+
+// ---------------------------------------------------------------- reconcile run items
+
+/// A run's small items: kept by sequence number, read back in order, replaced when written
+/// again, refused past the size bound, and an error when one is missing.
+async fn run_items_contract<S: RunStore>(store: Arc<S>) {
+    assert!(store.start("run-9", "full", NOW).await.unwrap());
+    for seq in 0..3 {
+        let data = format!("{{\"ticket\":{seq}}}");
+        store
+            .put_item("run-9", "ticket", seq, &data, NOW)
+            .await
+            .unwrap();
+    }
+    store
+        .put_item("run-9", "ticket", 1, "{\"ticket\":11}", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.items("run-9", "ticket", 3).await.unwrap(),
+        ["{\"ticket\":0}", "{\"ticket\":11}", "{\"ticket\":2}"]
+    );
+    assert!(store.items("run-9", "ticket", 0).await.unwrap().is_empty());
+    // Items are not the run: its record and checkpoint are untouched.
+    store.checkpoint("run-9", "cp").await.unwrap();
+    let run = store.get("run-9", NOW).await.unwrap().unwrap();
+    assert_eq!(run.cursor.as_deref(), Some("cp"));
+    // Another run's items, or one past the count, are not there.
+    assert!(store.items("run-8", "ticket", 1).await.is_err());
+    assert!(store.items("run-9", "ticket", 4).await.is_err());
+    let big = "x".repeat(orglink_shared::aws::runs::RUN_ITEM_MAX_BYTES + 1);
+    assert!(
+        store
+            .put_item("run-9", "ticket", 3, &big, NOW)
+            .await
+            .is_err()
+    );
+}
+
+both!(
+    run_items_memory,
+    run_items_dynamodb,
+    run_items_contract,
+    MemoryRuns::default(),
+    |aws, names| DynamoRuns::new(aws.dynamodb(), names.runs_table)
+);
+
 // ---------------------------------------------------------------- secrets
 
 async fn secret_contract<S: SecretSource>(source: Arc<S>) {

@@ -54,9 +54,21 @@ impl World {
         budget: Arc<dyn RateBudget>,
         calls: CallLog,
     ) -> (SalesforceClient, ZendeskClient) {
+        self.clients_paged(budget, calls, SalesforceConfig::default().batch_size)
+            .await
+    }
+
+    /// Clients whose Salesforce queries ask for `batch_size` records a page (200-2,000).
+    pub async fn clients_paged(
+        &self,
+        budget: Arc<dyn RateBudget>,
+        calls: CallLog,
+        batch_size: u32,
+    ) -> (SalesforceClient, ZendeskClient) {
         let sf = SalesforceClient::connect(
             SalesforceConfig {
                 retry: RetryPolicy::fast(),
+                batch_size,
                 ..SalesforceConfig::default()
             },
             SalesforceCredentials {
@@ -97,8 +109,19 @@ impl World {
         stores: Stores<MemoryPorts>,
         budget: Arc<dyn RateBudget>,
     ) -> Reconciler<MemoryPorts> {
+        self.reconciler_paged(stores, budget, SalesforceConfig::default().batch_size)
+            .await
+    }
+
+    /// A reconciler whose account stream reads `batch_size` accounts a query page.
+    pub async fn reconciler_paged(
+        &self,
+        stores: Stores<MemoryPorts>,
+        budget: Arc<dyn RateBudget>,
+        batch_size: u32,
+    ) -> Reconciler<MemoryPorts> {
         let calls = CallLog::new();
-        let (salesforce, zendesk) = self.clients(budget, calls.clone()).await;
+        let (salesforce, zendesk) = self.clients_paged(budget, calls.clone(), batch_size).await;
         Reconciler {
             config: Config::embedded_default(),
             policy: DomainPolicy::default(),
