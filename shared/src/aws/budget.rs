@@ -263,6 +263,10 @@ mod dynamo_impl {
         client: Client,
         table: String,
         seen: Arc<Mutex<HashMap<String, Seen>>>,
+        /// One turn at a time per bucket within the process: tasks of one process sharing
+        /// a memory would otherwise compute from the same state and all but one lose their
+        /// write (an efficiency measure only; the condition is what keeps the budget).
+        turns: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     }
 
     impl DynamoBudget {
@@ -271,6 +275,7 @@ mod dynamo_impl {
                 client,
                 table: table.into(),
                 seen: Arc::default(),
+                turns: Arc::default(),
             }
         }
     }
@@ -291,6 +296,14 @@ mod dynamo_impl {
                 }),
                 Some(opt_n::<u64>(item, "version", &self.table, bucket)?.unwrap_or(0)),
             ))
+        }
+
+        fn turn(&self, bucket: &str) -> Arc<tokio::sync::Mutex<()>> {
+            let mut turns = self.turns.lock().expect("budget turns");
+            if turns.len() >= MEMORY_LIMIT && !turns.contains_key(bucket) {
+                turns.clear();
+            }
+            turns.entry(bucket.to_string()).or_default().clone()
         }
 
         fn remembered(&self, bucket: &str) -> Option<Seen> {
@@ -394,6 +407,8 @@ mod dynamo_impl {
             if let Some(e) = too_large(n, config) {
                 return Err(e);
             }
+            let turn = self.turn(bucket);
+            let _turn = turn.lock().await;
             let mut lost = None;
             for _ in 0..ATTEMPTS {
                 let from = self.current(bucket, lost.take());
@@ -415,6 +430,8 @@ mod dynamo_impl {
             resume_at_ms: Option<i64>,
             now_ms: i64,
         ) -> Result<(), StoreError> {
+            let turn = self.turn(bucket);
+            let _turn = turn.lock().await;
             let mut lost = None;
             for _ in 0..ATTEMPTS {
                 let from = self.current(bucket, lost.take());

@@ -10,6 +10,11 @@
 //! went: CPU seconds of moto, of the sandbox and of this process (our code: the worker, its
 //! clients, the AWS SDK and the runner), read from /proc.
 //!
+//! Per phase it also counts moto's requests (DynamoDB and SQS) per event by operation and
+//! table, from moto's request recorder (`/moto-api/recorder/`; the recording file, by default
+//! `moto_recording` in this directory, is removed at the end). `WORKER_BENCH_KEEP=<dir>` keeps
+//! each phase's requests there.
+//!
 //! `cargo run -p orglink-e2e --example worker_bench [-- EVENTS [WORKERS...]]` (a debug build,
 //! like the e2e suites: our share of the CPU is an upper bound)
 //! (default 200 events, workers 1 4; needs `.venv` with moto: `make venv`, and the sandbox
@@ -126,7 +131,11 @@ impl Recorder {
             .send()
             .await
             .expect("moto's recorder");
-        assert!(resp.status().is_success(), "recorder {what}: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "recorder {what}: {}",
+            resp.status()
+        );
     }
 
     async fn start(&self) {
@@ -343,4 +352,8 @@ async fn main() {
         unchanged.print("already linked, unchanged", n);
     }
     println!("  load average at the end {}", load_average());
+    // moto (started from this directory) left its emptied recording file behind.
+    let recording =
+        std::env::var("MOTO_RECORDER_FILEPATH").unwrap_or_else(|_| "moto_recording".into());
+    let _ = std::fs::remove_file(recording);
 }

@@ -210,6 +210,8 @@ pub struct DuplicatingQueue {
     receipts: Mutex<HashMap<String, String>>,
     events: Mutex<HashMap<String, EventKey>>,
     duplicated: Mutex<HashSet<String>>,
+    /// Message id → how often the runner received it (crashed invocations included).
+    received: Mutex<HashMap<String, u32>>,
 }
 
 impl DuplicatingQueue {
@@ -221,6 +223,7 @@ impl DuplicatingQueue {
             receipts: Mutex::default(),
             events: Mutex::default(),
             duplicated: Mutex::default(),
+            received: Mutex::default(),
         }
     }
     /// Whether this delete is "lost" (at most once per message).
@@ -254,7 +257,9 @@ impl WorkQueue for DuplicatingQueue {
         let got = self.inner.receive(max, visibility_secs).await?;
         let mut receipts = self.receipts.lock().expect("receipts");
         let mut events = self.events.lock().expect("events");
+        let mut received = self.received.lock().expect("received");
         for m in &got {
+            *received.entry(m.message_id.clone()).or_insert(0) += 1;
             receipts.insert(m.receipt_handle.clone(), m.message_id.clone());
             if let Ok(r) = SyncRequest::from_body(&m.body) {
                 events.insert(m.message_id.clone(), key_of(&r));
@@ -872,6 +877,12 @@ pub async fn run(c: &Chaos) -> Report {
         report
             .violations
             .push(format!("{} messages in the dead-letter queue", report.dlq));
+        // What each dead letter went through, to find why it was not acknowledged.
+        for m in w.dead_letters().await {
+            report
+                .violations
+                .push(dead_letter_history(&m, &queue, &live, &repairs));
+        }
     }
 
     // The end state against the truth.
@@ -982,6 +993,40 @@ pub async fn run(c: &Chaos) -> Report {
 }
 
 /// Each enqueued event's final outcome: the first one a worker reached other than
+/// One dead letter: its event, how often the runner received it, and every fate a worker
+/// reported for it (a receive without a fate was in an invocation that crashed).
+fn dead_letter_history(
+    m: &ReceivedMessage,
+    queue: &DuplicatingQueue,
+    live: &RunReport,
+    repairs: &RunReport,
+) -> String {
+    let received = queue
+        .received
+        .lock()
+        .expect("received")
+        .get(&m.message_id)
+        .copied()
+        .unwrap_or(0);
+    let fates: Vec<String> = live
+        .fates
+        .iter()
+        .chain(&repairs.fates)
+        .filter(|f| fate_name(f).0 == m.message_id)
+        .map(|f| match f {
+            MessageFate::Done { detail, .. } => format!("done {detail:?}"),
+            other => fate_name(other).1.to_string(),
+        })
+        .collect();
+    let event = SyncRequest::from_body(&m.body)
+        .map(|r| format!("{} {} {}", r.account_id, r.kind, r.event_id))
+        .unwrap_or_else(|_| "not a sync request".into());
+    format!(
+        "dead letter {} ({event}; dedup id {:?}): received {received} times by the runner, {} in the DLQ; fates {fates:?}",
+        m.message_id, m.dedup_id, m.receive_count
+    )
+}
+
 /// `deduplicated` (a redelivery), else `deduplicated` (handled in an invocation that crashed
 /// afterwards, and found complete on redelivery); `unaccounted` when no worker finished it.
 fn account_events(
