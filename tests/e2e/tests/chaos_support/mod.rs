@@ -744,16 +744,24 @@ pub async fn run(c: &Chaos) -> Report {
         fed.store(true, Ordering::SeqCst);
         (requests, resends, keys, refused, Instant::now())
     };
+    // When the Zendesk outage (below) is over: an apply it stops is rerun without counting
+    // against the operator's patience.
+    let outage_over = Instant::now() + c.scaled(Duration::from_secs(120)) + c.scaled(OUTAGE);
     let backfill = async {
         let plan = bf.plan().await;
         let out = match plan {
             Ok(plan) => {
                 let plan = plan.into_file();
-                // An operator reruns an apply that stopped (the journal resumes it).
+                // An operator reruns an apply that stopped (the journal resumes it): through
+                // the outage, and then up to five times more.
                 let mut stops = Vec::new();
+                let mut after_outage = 0;
                 let applied = loop {
                     match bf.apply(&plan, &plan.hash, &journal).await {
-                        Err(e) if stops.len() < 5 => {
+                        Err(e) if after_outage < 5 => {
+                            if Instant::now() >= outage_over {
+                                after_outage += 1;
+                            }
                             stops.push(e.to_string());
                             // The operator looks, waits a (scaled) minute, and reruns.
                             tokio::time::sleep(c.scaled(Duration::from_secs(60))).await;
