@@ -1,8 +1,10 @@
 //! The live-events stage: people change accounts and opportunities in Salesforce (through its
 //! REST API, as a user would), the notifier's signed batches reach intake's handler as function
 //! URL requests (some delivered twice, as HTTP retries do), intake puts one message per account
-//! on the SQS FIFO queue on moto, and several workers drain it through the local runner, each
-//! built by the worker's production wiring (`from_aws`).
+//! on the SQS FIFO queue on moto; two agents edit organizations by hand in Zendesk and the
+//! webhook's signed events reach intake too; and several workers drain the queue through the
+//! local runner, each built by the worker's production wiring (`from_aws`) — as they drain the
+//! reconcile's repairs later ([`drain`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -412,19 +414,8 @@ pub async fn run_stage(s: &Setup<'_>, changes: &[Change]) -> Result<LiveReport, 
         for _ in 0..deliveries {
             let t = OffsetDateTime::now_utc().unix_timestamp();
             let request = function_url_request("/", &sign(&secret, t, body.as_bytes()), &body);
-            let answer = intake
-                .handle_invocation(request)
-                .await
-                .map_err(|e| format!("intake: {e}"))?;
+            let summary = call_intake(&intake, request).await?;
             report.requests += 1;
-            let status = answer["statusCode"].as_u64().unwrap_or(0);
-            let summary: Value = answer["body"]
-                .as_str()
-                .and_then(|b| serde_json::from_str(b).ok())
-                .unwrap_or(Value::Null);
-            if !(200..300).contains(&status) {
-                return Err(format!("intake answered {status}: {summary}"));
-            }
             for key in [
                 "enqueued",
                 "deduplicated",
@@ -527,18 +518,7 @@ async fn agents_edit_in_zendesk(
         headers.insert(WEBHOOK_SIGNATURE.to_ascii_lowercase(), json!(signature));
         headers.insert(WEBHOOK_TIMESTAMP.to_ascii_lowercase(), json!(ts));
         headers.insert("user-agent".into(), json!("Zendesk Webhook"));
-        let answer = intake
-            .handle_invocation(request)
-            .await
-            .map_err(|e| format!("intake: {e}"))?;
-        let status = answer["statusCode"].as_u64().unwrap_or(0);
-        let summary: Value = answer["body"]
-            .as_str()
-            .and_then(|b| serde_json::from_str(b).ok())
-            .unwrap_or(Value::Null);
-        if !(200..300).contains(&status) {
-            return Err(format!("intake answered {status} to a webhook: {summary}"));
-        }
+        let summary = call_intake(intake, request).await?;
         let results = summary["results"].as_array().cloned().unwrap_or_default();
         let said: Vec<String> = results
             .iter()
@@ -553,6 +533,24 @@ async fn agents_edit_in_zendesk(
         out.push(format!("{kind}: {}", said.join(", ")));
     }
     Ok(out)
+}
+
+/// One function URL request through intake's handler; its summary (the 2xx body), or why not.
+async fn call_intake(intake: &AwsIntake, request: Value) -> Result<Value, String> {
+    let answer = intake
+        .handle_invocation(request)
+        .await
+        .map_err(|e| format!("intake: {e}"))?;
+    let status = answer["statusCode"].as_u64().unwrap_or(0);
+    let summary: Value = answer["body"]
+        .as_str()
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    if (200..300).contains(&status) {
+        Ok(summary)
+    } else {
+        Err(format!("intake answered {status}: {summary}"))
+    }
 }
 
 /// A call to the Zendesk API as an agent (the demo's API token).
