@@ -1,7 +1,8 @@
 //! The chaos run (docs/reliability.md "Chaos"). `chaos_smoke` runs in `cargo test` on a small
 //! world with every fault at issue 10's rates and time sixty times faster, so the run's code
 //! cannot rot; `make chaos` runs `chaos_full` (ignored here): 2,000 accounts and 10,000 events,
-//! sized and scaled by `ORGLINK_CHAOS_ACCOUNTS`, `ORGLINK_CHAOS_EVENTS`, `ORGLINK_CHAOS_SPEEDUP`.
+//! sized and scaled by `ORGLINK_CHAOS_ACCOUNTS`, `ORGLINK_CHAOS_EVENTS`, `ORGLINK_CHAOS_SPEEDUP`
+//! (and each phase bounded by `ORGLINK_CHAOS_MAX_WALL_SECS`, default 3600).
 
 mod backfill_support;
 mod chaos_support;
@@ -70,6 +71,12 @@ async fn chaos_full() {
     );
     let c = Chaos {
         fill_mirror: env_or("ORGLINK_CHAOS_FILL_MIRROR", true),
+        // Each phase's wall-clock limit (the storm, then the repairs): a run stopped by it
+        // reports how far it got (events not finished are `unaccounted`).
+        max_wall: std::time::Duration::from_secs(env_or(
+            "ORGLINK_CHAOS_MAX_WALL_SECS",
+            c.max_wall.as_secs(),
+        )),
         ..c
     };
     run_and_check(c).await;
