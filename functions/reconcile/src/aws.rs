@@ -115,13 +115,25 @@ impl ReconcileEnv {
 
 /// The stores over DynamoDB and SQS.
 pub fn stores(sdk: &SdkConfig, names: &ResourceNames) -> Stores<AwsPorts> {
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    stores_on(
+        aws_sdk_dynamodb::Client::new(sdk),
+        aws_sdk_sqs::Client::new(sdk),
+        names,
+    )
+}
+
+/// The stores over these clients (a test counts the requests of a client it built).
+pub fn stores_on(
+    dynamodb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    names: &ResourceNames,
+) -> Stores<AwsPorts> {
     Stores {
         mirror: DynamoMirror::new(dynamodb.clone(), names.org_mirror_table.clone()),
         exceptions: DynamoExceptions::new(dynamodb.clone(), names.exceptions_table.clone()),
         runs: DynamoRuns::new(dynamodb.clone(), names.runs_table.clone()),
         queue: SqsQueue::new(
-            aws_sdk_sqs::Client::new(sdk),
+            sqs,
             names.sync_queue_url.clone(),
             names.sync_dlq_url.clone(),
         ),

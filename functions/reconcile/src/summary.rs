@@ -43,6 +43,11 @@ pub struct OrgCounts {
     pub deleted: u64,
     /// Organizations the diff judged (the mirror after refresh).
     pub judged: u64,
+    /// A delta only: the incremental export stalled at this second (Unix s; more
+    /// organizations changed in it than a page holds), so the run listed every organization
+    /// instead. The run stays a delta: it reads changed accounts and auto-resolves nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_stalled_at: Option<i64>,
 }
 
 /// How the ticket phase went: the tally `orglink audit` keeps too.

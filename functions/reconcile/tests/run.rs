@@ -236,13 +236,9 @@ async fn a_delta_reads_changes_since_the_last_run_and_never_auto_resolves() {
     assert!(!open_before.is_empty());
 
     // The export serves the last minute too (the simulator's switch), so no test waits.
-    let switched = reqwest::Client::new()
-        .post(format!("{}/_sandbox/switches", world.zd_url))
-        .json(&serde_json::json!({"incremental_min_age_secs": 0}))
-        .send()
-        .await
-        .unwrap();
-    assert!(switched.status().is_success());
+    world
+        .zendesk_switches(serde_json::json!({"incremental_min_age_secs": 0}))
+        .await;
     // A person adds a domain to one organization in Zendesk.
     let org = orglink_shared::aws::OrgMirror::all(&r.stores.mirror)
         .await
@@ -291,6 +287,119 @@ async fn a_delta_reads_changes_since_the_last_run_and_never_auto_resolves() {
     assert!(
         delta.metrics[0].contains("\"Mode\":\"delta\"")
             && delta.metrics[0].contains("\"ReconcileCompleted\":1")
+    );
+}
+
+/// A delta whose incremental export stalls (a full page of one second, under the simulator's
+/// `incremental_full_second: repeat_start`: Zendesk's behaviour there is UNVERIFIED) lists
+/// every organization instead, in the same run: the edits and a deletion the export never
+/// showed reach the mirror, and the run stays a delta (changed accounts only, nothing
+/// auto-resolved). Under the default (`extend_page`) the next delta reads its changes from the
+/// export alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_whose_export_stalls_lists_every_organization_instead() {
+    let (scenario, _) = generated(300, 3);
+    let world = World::serve(scenario).await;
+    let r = world.reconciler(Stores::memory(), roomy_budget()).await;
+    let full = r
+        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::none())
+        .await
+        .unwrap();
+    assert!(full.summary.orgs.pages >= 2, "{:?}", full.summary.orgs);
+    // Pages of 2, and eight organizations edited in one bulk update (one second, or two):
+    // some second holds a full page.
+    world
+        .zendesk_switches(serde_json::json!({"incremental_min_age_secs": 0,
+            "incremental_page_size": 2, "incremental_full_second": "repeat_start"}))
+        .await;
+    let orgs = r.stores.mirror.all().await.unwrap();
+    let (edited, rest) = orgs.split_at(8);
+    let add_domain = |o: &MirroredOrg, domain: &str| {
+        let mut domains = o.domains.clone();
+        domains.push(domain.to_string());
+        serde_json::json!({"id": o.id.get(), "domain_names": domains})
+    };
+    let edits: Vec<serde_json::Value> = edited
+        .iter()
+        .map(|o| add_domain(o, "stalled.example.com"))
+        .collect();
+    let items = r.zendesk.update_many(&edits).await.unwrap();
+    assert!(items.iter().all(|i| i.result.is_ok()), "{items:?}");
+    // Deleted in Zendesk: the export (without tombstones) never says so; a listing does.
+    let gone = rest[0].id;
+    let deleted = reqwest::Client::new()
+        .delete(format!("{}/api/v2/organizations/{gone}", world.zd_url))
+        .basic_auth("admin@example.com/token", Some("sandbox-zendesk-token"))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{deleted:?}");
+
+    let delta = r
+        .run_to_end(ReconcileEvent::new(Mode::Delta), &Limits::none())
+        .await
+        .unwrap();
+    assert_eq!(
+        delta.summary.state,
+        RunState::Complete,
+        "{:?}",
+        delta.summary
+    );
+    assert_eq!(delta.summary.mode, Mode::Delta);
+    assert!(
+        delta.summary.orgs.export_stalled_at.is_some(),
+        "{:?}",
+        delta.summary.orgs
+    );
+    // The export's pages before the stall, then the listing's.
+    assert!(
+        delta.summary.orgs.pages >= full.summary.orgs.pages,
+        "{:?}",
+        delta.summary.orgs
+    );
+    for o in edited {
+        let m = r.stores.mirror.get(o.id).await.unwrap().unwrap();
+        assert!(
+            m.domains.contains(&"stalled.example.com".to_string()),
+            "{m:?}"
+        );
+    }
+    assert_eq!(r.stores.mirror.get(gone).await.unwrap(), None);
+    assert_eq!(delta.summary.orgs.deleted, 1, "{:?}", delta.summary.orgs);
+    assert_eq!(
+        delta.summary.accounts.read, 0,
+        "still a delta: no account changed"
+    );
+    assert_eq!(delta.summary.rows.auto_resolved, 0);
+
+    // The default: a full second extends the page; the export alone reads the next edit.
+    world
+        .zendesk_switches(serde_json::json!({"incremental_full_second": "extend_page"}))
+        .await;
+    let next = &rest[1];
+    r.zendesk
+        .update(next.id, &add_domain(next, "extended.example.com"))
+        .await
+        .unwrap();
+    let again = r
+        .run_to_end(ReconcileEvent::new(Mode::Delta), &Limits::none())
+        .await
+        .unwrap();
+    assert_eq!(again.summary.state, RunState::Complete);
+    assert_eq!(
+        again.summary.orgs.export_stalled_at, None,
+        "{:?}",
+        again.summary.orgs
+    );
+    assert!(
+        again.summary.orgs.seen < full.summary.orgs.seen,
+        "the export, not a listing: {:?}",
+        again.summary.orgs
+    );
+    let m = r.stores.mirror.get(next.id).await.unwrap().unwrap();
+    assert!(
+        m.domains.contains(&"extended.example.com".to_string()),
+        "{m:?}"
     );
 }
 

@@ -103,6 +103,17 @@ impl World {
         (sf, zd)
     }
 
+    /// Sets the Zendesk simulator's switches (`/_sandbox/switches`; docs/assumptions.md).
+    pub async fn zendesk_switches(&self, switches: serde_json::Value) {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/_sandbox/switches", self.zd_url))
+            .json(&switches)
+            .send()
+            .await
+            .expect("the simulator answers");
+        assert!(answer.status().is_success(), "{answer:?}");
+    }
+
     /// A reconciler over these simulators and `stores`.
     pub async fn reconciler(
         &self,
