@@ -229,7 +229,8 @@ enum State {
         claims: MemoryClaims,
         links: MemoryLinks,
         exceptions: MemoryExceptions,
-        mirror: MemoryMirror,
+        // Boxed: the in-memory mirror is several times the size of the DynamoDB variant.
+        mirror: Box<MemoryMirror>,
         budget: Arc<dyn RateBudget>,
     },
 }
@@ -241,7 +242,7 @@ async fn state(common: &Common) -> Result<State, BackfillCliError> {
             claims: MemoryClaims::default(),
             links: MemoryLinks::default(),
             exceptions: MemoryExceptions::default(),
-            mirror: MemoryMirror::default(),
+            mirror: Box::default(),
             budget: Arc::new(SharedRateBudget::new(
                 Arc::new(MemoryBudget::default()),
                 sf,
@@ -306,7 +307,7 @@ async fn execute(
             mirror,
             budget,
         } => {
-            let stores = (&claims, &links, &exceptions, &mirror);
+            let stores = (&claims, &links, &exceptions, &*mirror);
             with(config, common, budget, stores, settings, job).await
         }
     }
