@@ -28,7 +28,7 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The AWS adapter tests start .venv/bin/moto_server, so the venv comes first.
+# The AWS adapter tests start moto from .venv (tests/harness/moto/moto_server), so the venv comes first.
 unit: venv
 	$(CARGO) test --workspace
 

@@ -1,7 +1,7 @@
 //! `make demo`: orglink end to end on a generated messy world, locally.
 //!
 //! 1. generate about 2,000 accounts with ground truth (`orglink-sandbox generate`), start moto
-//!    (`demo/moto_server`: moto with exact shortcuts in its DynamoDB comparisons, and request
+//!    (`tests/harness/moto/moto_server`: moto with exact shortcuts in its DynamoDB comparisons, and request
 //!    counts by operation) with the template's tables, queues and secrets (tests/harness), and
 //!    the Salesforce and Zendesk simulators seeded with the world; a throwaway RSA key for the
 //!    operator's JWT bearer sign-in, its public half given to the Salesforce simulator;
@@ -346,10 +346,10 @@ async fn run(
     let truth: Truth =
         serde_json::from_value(read_json("truth.json")?).map_err(|e| format!("truth.json: {e}"))?;
 
-    // moto_server with exact shortcuts in its DynamoDB comparisons (demo/moto_server.py).
+    // moto_server with exact shortcuts in its DynamoDB comparisons (the harness's
+    // tests/harness/moto/moto_server.py, which also counts requests by operation).
     let moto = MotoKeepingLog {
-        moto: Moto::start_program(&repo_root().join("cli/examples/demo/moto_server"))
-            .map_err(|e| e.to_string())?,
+        moto: Moto::start().map_err(|e| e.to_string())?,
         to: out.join("moto.log"),
     };
     let aws = AwsEnv::for_moto(&moto.moto).await;

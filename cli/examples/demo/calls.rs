@@ -1,6 +1,6 @@
 //! API calls as the simulators counted them (`GET /_sandbox/calls`: endpoint → status → n),
 //! and AWS requests as the demo's moto counted them (`GET /_demo/requests`: operation →
-//! [requests, moto's CPU seconds], demo/moto_server.py), snapshotted between stages so each
+//! [requests, moto's CPU seconds], tests/harness/moto/moto_server.py), snapshotted between stages so each
 //! stage's calls can be set against its floor and its share of moto seen.
 
 use std::collections::BTreeMap;

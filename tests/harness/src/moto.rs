@@ -27,9 +27,13 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// `<repo>/.venv/bin/moto_server`.
+    /// `<repo>/tests/harness/moto/moto_server`: the venv's moto (`<repo>/.venv`, `make venv`)
+    /// with exact shortcuts in its DynamoDB comparisons (moto sorts and compares every item of
+    /// a table in Python for each index Query; `moto_server.py` says what is patched and
+    /// `tests/moto_shortcuts.rs` shows the answers unchanged). `ORGLINK_MOTO_AS_IS=1` runs it
+    /// unpatched.
     pub fn binary() -> PathBuf {
-        repo_root().join(".venv/bin/moto_server")
+        repo_root().join("tests/harness/moto/moto_server")
     }
 
     /// Starts a server on a free port and waits until it accepts connections.
@@ -41,6 +45,11 @@ impl Moto {
     /// its log to stdout/stderr, like `moto_server`): a wrapper that starts moto differently.
     pub fn start_program(bin: &std::path::Path) -> Result<Moto, HarnessError> {
         let bin = bin.to_path_buf();
+        // The wrapper runs the venv's Python: without the venv, say so as for moto_server.
+        let venv_python = repo_root().join(".venv/bin/python3");
+        if !venv_python.exists() {
+            return Err(HarnessError::MotoMissing(venv_python));
+        }
         if !bin.exists() {
             return Err(HarnessError::MotoMissing(bin));
         }

@@ -1,8 +1,8 @@
-"""Checks that demo/moto_server.py's shortcuts leave moto's answers unchanged: the same
+"""Checks that tests/harness/moto/moto_server.py's shortcuts leave moto's answers unchanged: the same
 queries (table and global secondary index, string/number/binary keys, both directions,
 conditions, filters, pages) and scans against the same items, once with moto as it is and once
 patched; prints `same N` (N items compared) or `DIFFERENT ...` and exits 1.
-Run by `cargo test -p orglink-cli --test demo` with the project's .venv Python."""
+Run by `cargo test -p orglink-harness --test moto_shortcuts` with the project's .venv Python."""
 
 import importlib.util
 import os

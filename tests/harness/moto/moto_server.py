@@ -1,15 +1,16 @@
-"""moto_server for `make demo`, with moto's DynamoDB value comparisons made cheap.
+"""moto_server for every test, bench and `make demo` (tests/harness starts it), with moto's
+DynamoDB value comparisons made cheap.
 
 moto answers a Query on a global secondary index by sorting every item of the table and
 comparing each one in Python (`Table.all_items`, `DynamoType.__eq__`/`__lt__`, each going
 through `cast_value`); with the demo's 2,000 accounts that is most of moto's CPU time, and moto
-is most of the demo's. The patches below keep moto's results exactly (same order, same
+is most of the demo's and of the end-to-end suites'. The patches below keep moto's results exactly (same order, same
 equality) and only take shorter paths:
 - strings compare as strings (moto casts them to themselves first);
 - `all_items` sorts by each item's cast key values computed once, not by pairwise comparisons
   (the same order: `DynamoType.__lt__` is `cast_value <`, and a table's key types are fixed).
 Everything else is moto's own `moto_server` (`moto.server.main`), arguments unchanged.
-`ORGLINK_DEMO_MOTO_AS_IS=1` leaves moto's comparisons as they are (to measure the difference).
+`ORGLINK_MOTO_AS_IS=1` (or the older `ORGLINK_DEMO_MOTO_AS_IS=1`) leaves moto's comparisons as they are (to measure the difference).
 
 It also counts requests by operation (`DynamoDB.Query`, `SQS.ReceiveMessage`, ...) with the CPU
 time moto spent on each, served as JSON on `GET /_demo/requests`: the demo prints them by stage.
@@ -99,7 +100,7 @@ def _all_items(self):
     )
 
 
-if os.environ.get("ORGLINK_DEMO_MOTO_AS_IS") != "1":
+if "1" not in (os.environ.get("ORGLINK_MOTO_AS_IS"), os.environ.get("ORGLINK_DEMO_MOTO_AS_IS")):
     DynamoType.__eq__ = _fast_eq
     DynamoType.__ne__ = _fast_ne
     DynamoType.__lt__ = _fast_lt
