@@ -11,17 +11,19 @@
 
 mod backfill_support;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use serde_json::json;
 
 use backfill_support as support;
 use backfill_support::{DbRequests, Stores, assert_matches_truth, backfill, key_of, world_size};
+use orglink_e2e::start_reconcile;
 use orglink_harness::{AwsEnv, LocalStack, Sandbox, moto_stack};
-use orglink_reconcile::aws::{ReconcileEnv, from_aws};
+use orglink_reconcile::aws::stores_on;
 use orglink_reconcile::{Limits, Mode, ReconcileEvent};
 use orglink_sandbox::generate::{self, Options, Truth};
+use orglink_shared::aws::mirror::DynamoMirror;
 use orglink_shared::aws::{
     ExceptionFilter, ExceptionRow, ExceptionStatus, ExceptionStore, OrgMirror,
 };
@@ -154,42 +156,28 @@ impl World {
         .expect("read both systems")
     }
 
-    /// One full run of the reconcile function, through its production wiring.
+    /// One full run of the reconcile function, through its production wiring, its stores on
+    /// counted clients: the org mirror's DynamoDB requests apart from the other tables'.
     async fn reconcile(&self) {
         let names = self.stack.names().unwrap();
-        self.aws
-            .secrets()
-            .put_secret_value()
-            .secret_id(&names.secret_id)
-            .secret_string(
-                json!({
-                    "salesforce": {"my_domain_url": self.sandbox.salesforce, "client_id": "orglink-sandbox-consumer-key",
-                                   "flow": "client_credentials", "client_secret": "orglink-sandbox-consumer-secret"},
-                    "zendesk": {"auth": "api_token", "email": "admin@example.com", "api_token": "sandbox-zendesk-token"}
-                })
-                .to_string(),
-            )
-            .send()
-            .await
-            .expect("put the credentials secret");
-        let mut env: BTreeMap<String, String> = names
-            .to_env()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        env.insert(
-            "ORGLINK_RECONCILE_SETTINGS".into(),
-            json!({"zendesk": {"base_url": self.sandbox.zendesk}}).to_string(),
-        );
-        env.insert("ORGLINK_DEPLOYMENT".into(), "e2e".into());
-        let env =
-            ReconcileEnv::from_lookup(|k| env.get(k).cloned()).expect("reconcile's environment");
-        from_aws(self.aws.sdk_config(), &env, CallLog::new())
-            .await
-            .unwrap_or_else(|e| panic!("reconcile starts: {e}"))
+        let mut r =
+            start_reconcile(&self.aws, &names, &self.sandbox, json!({}), CallLog::new()).await;
+        let mirror_requests = DbRequests::default();
+        r.stores = stores_on(self.db.clone(), self.aws.sqs(), &names);
+        r.stores.mirror =
+            DynamoMirror::new(mirror_requests.client(&self.aws), &names.org_mirror_table);
+        self.requests.take();
+        let out = r
             .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::none())
             .await
             .expect("the reconcile run");
+        eprintln!(
+            "reconcile: {} organizations listed, {} written; DynamoDB requests: org mirror {}; other tables {}",
+            out.summary.orgs.seen,
+            out.summary.orgs.written,
+            DbRequests::show(&mirror_requests.take()),
+            DbRequests::show(&self.requests.take())
+        );
     }
 
     async fn open_rows(&self) -> Vec<ExceptionRow> {

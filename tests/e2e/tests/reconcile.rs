@@ -1,7 +1,7 @@
 //! Reconcile end to end on moto and the sandbox, through the production wiring
 //! (`orglink_reconcile::aws::from_aws`: DynamoDB mirror with listing stamps, exceptions, runs
 //! and their items (misattributed tickets), SQS repairs, the shared rate budget, the
-//! credentials secret):
+//! credentials secret; started by `orglink_e2e::start_reconcile`):
 //!
 //! - a hand-built linked world with one of each injected drift (a ticket on the wrong
 //!   organization among them) gives exactly one row of the right kind per drift (or the safe
@@ -17,8 +17,9 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
+use orglink_e2e::start_reconcile;
 use orglink_harness::{AwsEnv, LocalStack, Sandbox, moto_stack};
-use orglink_reconcile::aws::{AwsReconciler, ReconcileEnv, from_aws};
+use orglink_reconcile::aws::AwsReconciler;
 use orglink_reconcile::review::{Decision, FollowUp, Review, ReviewError, ReviewLists};
 use orglink_reconcile::{Limits, Mode, ReconcileEvent, RunOutcome, RunState, StopReason};
 use orglink_shared::aws::{
@@ -146,45 +147,20 @@ impl Fixture {
         std::fs::write(&path, serde_json::to_vec(scenario).unwrap()).unwrap();
         let sandbox = Sandbox::start_with(Some(&path), &["--salesforce-org-id", BOUND_ORG])
             .unwrap_or_else(|e| panic!("{e}"));
-        let names = self.stack.names().unwrap();
-        self.aws
-            .secrets()
-            .put_secret_value()
-            .secret_id(&names.secret_id)
-            .secret_string(
-                json!({
-                    "salesforce": {"my_domain_url": sandbox.salesforce, "client_id": "orglink-sandbox-consumer-key",
-                                   "flow": "client_credentials", "client_secret": "orglink-sandbox-consumer-secret"},
-                    "zendesk": {"auth": "api_token", "email": "admin@example.com", "api_token": "sandbox-zendesk-token"}
-                })
-                .to_string(),
-            )
-            .send()
-            .await
-            .expect("put the credentials secret");
         self.sandbox = Some(sandbox);
     }
 
     /// A cold start of reconcile over this stack and sandbox.
     async fn reconciler(&self, settings: Value) -> AwsReconciler {
         let sandbox = self.sandbox.as_ref().expect("serve first");
-        let mut settings = settings;
-        settings["zendesk"] = json!({"base_url": sandbox.zendesk});
-        let mut env: BTreeMap<String, String> = self
-            .stack
-            .names()
-            .unwrap()
-            .to_env()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        env.insert("ORGLINK_RECONCILE_SETTINGS".into(), settings.to_string());
-        env.insert("ORGLINK_DEPLOYMENT".into(), "e2e".into());
-        let env =
-            ReconcileEnv::from_lookup(|k| env.get(k).cloned()).expect("reconcile's environment");
-        from_aws(self.aws.sdk_config(), &env, CallLog::new())
-            .await
-            .unwrap_or_else(|e| panic!("reconcile starts: {e}"))
+        start_reconcile(
+            &self.aws,
+            &self.stack.names().unwrap(),
+            sandbox,
+            settings,
+            CallLog::new(),
+        )
+        .await
     }
 
     async fn full(&self) -> RunOutcome {

@@ -12,8 +12,10 @@
 //!   setting implies where it implies one (a blocked write-back when Salesforce's unique index
 //!   counts deleted rows).
 //! - Reconcile (production wiring): a delta after an organization was deleted and four were
-//!   edited in Zendesk, then a full run, under both settings of the export's tombstones and of
-//!   its page size: the same rows and repairs either way.
+//!   edited in one bulk update in Zendesk, then a full run, under both settings of the export's
+//!   tombstones, of its page size, and (with small pages) of what it does with a full page of
+//!   one second (a stalled export makes the delta list every organization): the same rows,
+//!   repairs and mirror either way.
 //! - Backfill (plan and apply on the shared budget and the stack's tables): a 150-account
 //!   generated world while a live event creates three planned organizations first, keyed, as
 //!   the `create_many` job waits in the queue; under both bulk-job failure shapes, both stores
@@ -34,8 +36,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use orglink_e2e::start_reconcile;
 use orglink_harness::{Sandbox, moto_stack};
-use orglink_reconcile::aws::{AwsReconciler, ReconcileEnv, from_aws};
+use orglink_reconcile::aws::AwsReconciler;
 use orglink_reconcile::{Limits, Mode, ReconcileEvent, RunOutcome, RunState};
 use orglink_sandbox::generate::{self, Expected};
 use orglink_shared::aws::mirror::MirroredOrg;
@@ -470,35 +473,14 @@ async fn reconcile_sequence(label: &str, zd_switches: Value) -> Ending {
     let sandbox = Sandbox::start_with(Some(&path), &["--salesforce-org-id", BOUND_ORG])
         .unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_file(&path);
-    let names = stack.names().unwrap();
-    aws.secrets()
-        .put_secret_value()
-        .secret_id(&names.secret_id)
-        .secret_string(
-            json!({
-                "salesforce": {"my_domain_url": sandbox.salesforce, "client_id": "orglink-sandbox-consumer-key",
-                               "flow": "client_credentials", "client_secret": SF_CLIENT_SECRET},
-                "zendesk": {"auth": "api_token", "email": "admin@example.com", "api_token": ZD_TOKEN}
-            })
-            .to_string(),
-        )
-        .send()
-        .await
-        .expect("put the credentials secret");
-    let mut env: BTreeMap<String, String> = names
-        .to_env()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    env.insert(
-        "ORGLINK_RECONCILE_SETTINGS".into(),
-        json!({"zendesk": {"base_url": sandbox.zendesk}}).to_string(),
-    );
-    env.insert("ORGLINK_DEPLOYMENT".into(), "e2e".into());
-    let env = ReconcileEnv::from_lookup(|k| env.get(k).cloned()).expect("reconcile's environment");
-    let r = from_aws(aws.sdk_config(), &env, CallLog::new())
-        .await
-        .unwrap_or_else(|e| panic!("reconcile starts: {e}"));
+    let r = start_reconcile(
+        &aws,
+        &stack.names().unwrap(),
+        &sandbox,
+        json!({}),
+        CallLog::new(),
+    )
+    .await;
 
     let first = run(&r, Mode::Full).await;
     assert_eq!(first.summary.rows.new, 0, "{label}: a clean linked world");
@@ -517,25 +499,19 @@ async fn reconcile_sequence(label: &str, zd_switches: Value) -> Ending {
         .await
         .unwrap();
     assert!(switched.status().is_success(), "{label}");
-    // A person adds a domain to four organizations and deletes another. Time-based export
-    // pages end on a second: with pages smaller than the edits made in one second, the
-    // simulator moves past that second (Zendesk's behaviour there is undocumented), so under
-    // a tiny page size the edits are a second apart.
-    let spaced = zd["incremental_page_size"]
-        .as_u64()
-        .is_some_and(|size| size < EDITED.count() as u64 + 1);
-    for n in EDITED {
-        if spaced {
-            tokio::time::sleep(Duration::from_millis(1100)).await;
-        }
-        r.zendesk
-            .update(
-                OrgId::new(100 + n).unwrap(),
-                &json!({"domain_names": [format!("foxtrot{n}.com"), format!("hand{n}.example.com")]}),
-            )
-            .await
-            .unwrap();
-    }
+    // A person adds a domain to four organizations in one bulk update (one second, or two)
+    // and deletes another. Time-based export pages end on a second: with pages of 2 a full
+    // page falls in one second, and `incremental_full_second` decides what the export does
+    // (the default carries the whole second in the page; `repeat_start` stalls it, and the
+    // delta lists every organization instead).
+    let edits: Vec<Value> = EDITED
+        .map(|n| {
+            json!({"id": 100 + n,
+                   "domain_names": [format!("foxtrot{n}.com"), format!("hand{n}.example.com")]})
+        })
+        .collect();
+    let items = r.zendesk.update_many(&edits).await.unwrap();
+    assert!(items.iter().all(|i| i.result.is_ok()), "{label}: {items:?}");
     let deleted = admin
         .delete(format!(
             "{}/api/v2/organizations/{}",
@@ -549,13 +525,23 @@ async fn reconcile_sequence(label: &str, zd_switches: Value) -> Ending {
     assert!(deleted.status().is_success(), "{label}: {deleted:?}");
 
     let delta = run(&r, Mode::Delta).await;
-    if spaced {
+    let small_pages = zd["incremental_page_size"]
+        .as_u64()
+        .is_some_and(|size| size < EDITED.count() as u64);
+    let stalls = small_pages && zd["incremental_full_second"] == "repeat_start";
+    if small_pages {
         assert!(
-            delta.summary.orgs.pages >= 3,
+            delta.summary.orgs.pages >= 2,
             "{label}: {:?}",
             delta.summary.orgs
         );
     }
+    assert_eq!(
+        delta.summary.orgs.export_stalled_at.is_some(),
+        stalls,
+        "{label}: the delta lists every organization only when the export stalls ({:?})",
+        delta.summary.orgs
+    );
     for n in EDITED {
         let m = r
             .stores
@@ -573,8 +559,8 @@ async fn reconcile_sequence(label: &str, zd_switches: Value) -> Ending {
     let tombstones = zd["incremental_includes_deleted"].as_bool() == Some(true);
     assert_eq!(
         mirrored(&r).await.contains(&(100 + GONE)),
-        !tombstones,
-        "{label}: a delta drops a deleted org only when the export reports it"
+        !tombstones && !stalls,
+        "{label}: a delta drops a deleted org only when the export reports it or it listed every organization"
     );
     // A repair's note names its run ("reconcile full-<id>: create_org, …"): keep what it says.
     let what = |q: SyncRequest| {
@@ -608,7 +594,7 @@ async fn reconcile_sequence(label: &str, zd_switches: Value) -> Ending {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconcile_export_tombstones_and_page_size_both_ways() {
+async fn reconcile_export_tombstones_page_size_and_full_second_both_ways() {
     let defaults = reconcile_sequence("reconcile_defaults", json!({})).await;
     // The promise: the deleted organization's account gets its organization back (the repair
     // that recreates it), nothing else is judged, and the mirror no longer holds the org.
@@ -630,6 +616,10 @@ async fn reconcile_export_tombstones_and_page_size_both_ways() {
             json!({"incremental_includes_deleted": true}),
         ),
         ("reconcile_small_pages", json!({"incremental_page_size": 2})),
+        (
+            "reconcile_full_second_repeats",
+            json!({"incremental_page_size": 2, "incremental_full_second": "repeat_start"}),
+        ),
     ] {
         let other = reconcile_sequence(label, switches).await;
         assert_eq!(other, defaults, "{label} ends as the defaults do");

@@ -30,9 +30,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use serde_json::{Value, json};
 
 use intake_support::{Fixture0, function_url, prepare};
+use orglink_e2e::start_reconcile;
 use orglink_harness::{AwsEnv, LocalStack, Sandbox, Template};
 use orglink_intake::aws::{AwsIntake, from_aws};
-use orglink_reconcile::aws::{ReconcileEnv, from_aws as reconcile_from_aws};
 use orglink_reconcile::{Limits, Mode, ReconcileEvent, RunState};
 use orglink_shared::aws::WorkQueue;
 use orglink_shared::contract::EventKind;
@@ -268,44 +268,19 @@ impl World {
 
     /// One full reconcile run to the end, through the production wiring.
     async fn full_reconcile(&self) -> RunState {
-        let names = self.p.stack.names().unwrap();
-        self.p
-            .aws
-            .secrets()
-            .put_secret_value()
-            .secret_id(&names.secret_id)
-            .secret_string(
-                json!({
-                    "salesforce": {"my_domain_url": self.sandbox.salesforce, "client_id": "orglink-sandbox-consumer-key",
-                                   "flow": "client_credentials", "client_secret": "orglink-sandbox-consumer-secret"},
-                    "zendesk": {"auth": "api_token", "email": EMAIL, "api_token": TOKEN}
-                })
-                .to_string(),
-            )
-            .send()
-            .await
-            .expect("put the credentials secret");
-        let mut env: BTreeMap<String, String> = names
-            .to_env()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        env.insert(
-            "ORGLINK_RECONCILE_SETTINGS".into(),
-            json!({"zendesk": {"base_url": self.sandbox.zendesk}}).to_string(),
-        );
-        env.insert("ORGLINK_DEPLOYMENT".into(), "e2e".into());
-        let env =
-            ReconcileEnv::from_lookup(|k| env.get(k).cloned()).expect("reconcile's environment");
-        let reconciler = reconcile_from_aws(self.p.aws.sdk_config(), &env, CallLog::new())
-            .await
-            .unwrap_or_else(|e| panic!("reconcile starts: {e}"));
-        reconciler
-            .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::none())
-            .await
-            .expect("the run")
-            .summary
-            .state
+        start_reconcile(
+            &self.p.aws,
+            &self.p.stack.names().unwrap(),
+            &self.sandbox,
+            json!({}),
+            CallLog::new(),
+        )
+        .await
+        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::none())
+        .await
+        .expect("the run")
+        .summary
+        .state
     }
 }
 

@@ -8,12 +8,11 @@
 
 mod worker_support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use orglink_reconcile::aws::{ReconcileEnv, from_aws};
+use orglink_e2e::start_reconcile;
 use orglink_reconcile::{Limits, Mode, ReconcileEvent, RunState};
 use orglink_shared::aws::{ExceptionFilter, ExceptionStatus, ExceptionStore, LinkStore, OrgMirror};
 use orglink_shared::contract::EventKind;
@@ -115,24 +114,17 @@ async fn an_empty_mirror_holds_domain_decisions_until_a_full_reconcile_fills_it(
     );
 
     // The first full reconcile: the real function over the stack's tables and queue.
-    let names = w.stack.names().unwrap();
-    let mut env: BTreeMap<String, String> = names
-        .to_env()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    env.insert(
-        "ORGLINK_RECONCILE_SETTINGS".into(),
-        json!({"zendesk": {"base_url": w.sandbox.zendesk}}).to_string(),
-    );
-    env.insert("ORGLINK_DEPLOYMENT".into(), "e2e".into());
-    let env = ReconcileEnv::from_lookup(|k| env.get(k).cloned()).expect("reconcile's environment");
-    let run = from_aws(w.aws.sdk_config(), &env, CallLog::new())
-        .await
-        .unwrap_or_else(|e| panic!("reconcile starts: {e}"))
-        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::none())
-        .await
-        .expect("the reconcile run");
+    let run = start_reconcile(
+        &w.aws,
+        &w.stack.names().unwrap(),
+        &w.sandbox,
+        json!({}),
+        CallLog::new(),
+    )
+    .await
+    .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::none())
+    .await
+    .expect("the reconcile run");
     assert_eq!(run.summary.state, RunState::Complete);
     assert!(w.worker.stores.mirror.filled().await.unwrap().is_some());
 
