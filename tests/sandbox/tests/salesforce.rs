@@ -898,6 +898,130 @@ async fn an_opportunity_stage_decides_is_closed_and_is_won() {
 }
 
 #[tokio::test]
+async fn a_stage_change_brings_the_stage_default_probability_unless_the_write_sets_one() {
+    let opp = |n: u64| salesforce::ids::generate("006", n);
+    let mut world = small_world();
+    world["opportunities"] = json!([
+        {"Id": opp(1), "AccountId": GLOBEX, "StageName": "Prospecting", "Probability": 10, "CloseDate": "2026-01-31"},
+        {"Id": opp(2), "AccountId": ACME, "StageName": "Prospecting", "Probability": 10, "CloseDate": "2026-01-31"},
+        // A user overrode the stage's default (50).
+        {"Id": opp(3), "AccountId": ACME, "StageName": "Value Proposition", "Probability": 35, "CloseDate": "2026-01-31"},
+    ]);
+    let sf = Sf::start_with(SalesforceOptions::default(), world).await;
+    let probability = |n: u64| {
+        let sf = &sf;
+        async move {
+            sf.get(&format!("{V}/sobjects/Opportunity/{}", opp(n)))
+                .await
+                .1["Probability"]
+                .clone()
+        }
+    };
+    let last_write = || {
+        let sf = &sf;
+        async move {
+            let writes = sf.admin_get("writes").await;
+            writes.as_array().unwrap().last().unwrap()["fields"].clone()
+        }
+    };
+    let late = "SELECT AccountId FROM Opportunity WHERE IsClosed = false AND Probability >= 75";
+    let (_, before) = sf.query(late).await;
+    assert_eq!(before["totalSize"], 0, "{before}");
+
+    // sObject PATCH of the stage alone: the new stage's default, in the write log like IsWon.
+    let path = |n: u64| format!("{V}/sobjects/Opportunity/{}", opp(n));
+    let (s, body) = sf
+        .patch(&path(1), json!({"StageName": "Proposal/Price Quote"}))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(probability(1).await, json!(75));
+    assert_eq!(
+        last_write().await["Probability"],
+        json!({"old": 10, "new": 75})
+    );
+    // What a late-stage rule reads now finds the account.
+    let (_, after) = sf.query(late).await;
+    assert_eq!(after["totalSize"], 1, "{after}");
+    assert_eq!(after["records"][0]["AccountId"], GLOBEX, "{after}");
+
+    // The same write setting Probability keeps what it set.
+    sf.patch(
+        &path(1),
+        json!({"StageName": "Negotiation/Review", "Probability": 80}),
+    )
+    .await;
+    assert_eq!(probability(1).await, json!(80));
+    // A write that leaves the stage as it is leaves an overridden probability alone.
+    let (s, body) = sf
+        .patch(
+            &path(3),
+            json!({"StageName": "Value Proposition", "Amount": 5}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(probability(3).await, json!(35));
+    assert!(last_write().await.get("Probability").is_none());
+
+    // Collections: per record; closed stages bring 100 and 0.
+    let rec = |n: u64, stage: &str| json!({"attributes": {"type": "Opportunity"}, "id": opp(n), "StageName": stage});
+    let body = json!({"allOrNone": true, "records": [rec(2, "Closed Won"), rec(3, "Closed Lost")]});
+    let (s, results) = sf.patch(&format!("{V}/composite/sobjects"), body).await;
+    assert_eq!(s, StatusCode::OK, "{results}");
+    assert!(
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["success"] == true),
+        "{results}"
+    );
+    assert_eq!(
+        (probability(2).await, probability(3).await),
+        (json!(100), json!(0))
+    );
+    assert_eq!(
+        last_write().await["Probability"],
+        json!({"old": 35, "new": 0})
+    );
+
+    // Switched off, Probability changes only when written.
+    let (s, _) = sf
+        .admin_post(
+            "switches",
+            json!({"opportunity_probability_follows_stage": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    sf.patch(&path(1), json!({"StageName": "Qualification"}))
+        .await;
+    assert_eq!(probability(1).await, json!(80));
+
+    // A scenario's own stages: one without a probability (as written before the key
+    // existed) leaves Probability as it is; one with a probability brings it.
+    let (s, body) = sf
+        .admin_post(
+            "switches",
+            json!({"opportunity_probability_follows_stage": true, "opportunity_stages": [
+                {"name": "Open"}, {"name": "Signed", "closed": true, "won": true, "probability": 95}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    sf.patch(&path(1), json!({"StageName": "Open"})).await;
+    assert_eq!(probability(1).await, json!(80));
+    sf.patch(&path(1), json!({"StageName": "Signed"})).await;
+    assert_eq!(probability(1).await, json!(95));
+    // A stage's probability is a percentage.
+    let (s, body) = sf
+        .admin_post(
+            "switches",
+            json!({"opportunity_stages": [{"name": "Sure", "probability": 101}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("over 100"), "{body}");
+}
+
+#[tokio::test]
 async fn limits_need_view_setup_and_every_answer_carries_the_usage() {
     let sf = Sf::start().await;
     let (s, headers, body) = sf.send(sf.http.get(format!("{}{V}/limits", sf.base))).await;

@@ -7,7 +7,9 @@
 //!   (`Sforce-Query-Options: batchSize=N`, 200–2000).
 //! - `GET|PATCH /services/data/vXX.X/sobjects/{Account|Opportunity|User}/{id}`. A write of an
 //!   opportunity's `StageName` sets `IsClosed`/`IsWon` from the `opportunity_stages` switch;
-//!   writing those two answers `INVALID_FIELD_FOR_INSERT_UPDATE`.
+//!   writing those two answers `INVALID_FIELD_FOR_INSERT_UPDATE`. A write that changes the
+//!   stage and leaves out `Probability` sets it to the stage's default probability
+//!   (`opportunity_probability_follows_stage`).
 //! - `PATCH /services/data/vXX.X/composite/sobjects` (sObject Collections update, ≤ 200).
 //! - `GET /services/data/` (versions) and `GET /services/data/vXX.X/limits` (only with
 //!   `integration_user_view_setup`: otherwise 403 `INSUFFICIENT_ACCESS`, as the resource needs
@@ -206,6 +208,11 @@ pub struct Switches {
     /// write of `StageName` sets the read-only `IsClosed` and `IsWon` from it, and a seeded
     /// opportunity without them gets them the same way.
     pub opportunity_stages: Vec<store::OpportunityStage>,
+    /// UNVERIFIED for the API (documented for the app): a write that changes an
+    /// opportunity's `StageName` and leaves out `Probability` sets it to the new stage's
+    /// default probability (`opportunity_stages[].probability`). Off, `Probability` only
+    /// changes when written.
+    pub opportunity_probability_follows_stage: bool,
 }
 
 impl Default for Switches {
@@ -234,6 +241,7 @@ impl Default for Switches {
             integration_user_view_setup: false,
             integration_user_hidden_fields: Vec::new(),
             opportunity_stages: store::OpportunityStage::standard(),
+            opportunity_probability_follows_stage: true,
         }
     }
 }
@@ -530,6 +538,7 @@ impl Sim {
             deleted_status: s.deleted_record_status,
             user_id: &self.user_id,
             stages: &s.opportunity_stages,
+            probability_follows_stage: s.opportunity_probability_follows_stage,
         }
     }
 }

@@ -1262,11 +1262,15 @@ pub struct WriteRules<'a> {
     pub user_id: &'a str,
     /// The org's opportunity stages: a write of `StageName` sets `IsClosed` and `IsWon`.
     pub stages: &'a [OpportunityStage],
+    /// A write that changes `StageName` and leaves out `Probability` sets it to the new
+    /// stage's default probability.
+    pub probability_follows_stage: bool,
 }
 
 /// One value of the org's opportunity stage picklist and what it means (the setup object
-/// `OpportunityStage`: `IsClosed`, `IsWon`). An opportunity's `IsClosed` and `IsWon` are
-/// read-only, "directly controlled by StageName".
+/// `OpportunityStage`: `IsClosed`, `IsWon`, `DefaultProbability`). An opportunity's
+/// `IsClosed` and `IsWon` are read-only, "directly controlled by StageName"; its
+/// `Probability` takes the stage's default when the stage changes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OpportunityStage {
     pub name: String,
@@ -1274,46 +1278,79 @@ pub struct OpportunityStage {
     pub closed: bool,
     #[serde(default)]
     pub won: bool,
+    /// The stage's default probability, 0–100. Absent (scenarios written before it
+    /// existed), a change to this stage leaves `Probability` as it was.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "percent"
+    )]
+    pub probability: Option<u8>,
+}
+
+/// A whole percentage, 0–100, as Setup accepts for a stage's probability.
+fn percent<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    use serde::Deserialize as _;
+    let p = Option::<u8>::deserialize(d)?;
+    match p {
+        Some(p) if p > 100 => Err(serde::de::Error::custom(format!(
+            "probability {p} is over 100"
+        ))),
+        _ => Ok(p),
+    }
 }
 
 impl OpportunityStage {
-    /// A new org's stages (Setup → Opportunity Stages), open ones first.
+    /// A new org's stages (Setup → Opportunity Stages) with their default probabilities,
+    /// open ones first.
     pub fn standard() -> Vec<OpportunityStage> {
         let open = [
-            "Prospecting",
-            "Qualification",
-            "Needs Analysis",
-            "Value Proposition",
-            "Id. Decision Makers",
-            "Perception Analysis",
-            "Proposal/Price Quote",
-            "Negotiation/Review",
+            ("Prospecting", 10),
+            ("Qualification", 10),
+            ("Needs Analysis", 20),
+            ("Value Proposition", 50),
+            ("Id. Decision Makers", 60),
+            ("Perception Analysis", 70),
+            ("Proposal/Price Quote", 75),
+            ("Negotiation/Review", 90),
         ];
-        let stage = |name: &str, closed, won| OpportunityStage {
+        let stage = |name: &str, probability, closed, won| OpportunityStage {
             name: name.to_string(),
             closed,
             won,
+            probability: Some(probability),
         };
         open.iter()
-            .map(|n| stage(n, false, false))
+            .map(|&(n, p)| stage(n, p, false, false))
             .chain([
-                stage("Closed Won", true, true),
-                stage("Closed Lost", true, false),
+                stage("Closed Won", 100, true, true),
+                stage("Closed Lost", 0, true, false),
             ])
             .collect()
+    }
+
+    /// The stage named `stage_name`: exactly, else ignoring ASCII case.
+    fn find<'s>(stages: &'s [OpportunityStage], stage_name: Option<&str>) -> Option<&'s Self> {
+        let name = stage_name?;
+        stages
+            .iter()
+            .find(|s| s.name == name)
+            .or_else(|| stages.iter().find(|s| s.name.eq_ignore_ascii_case(name)))
     }
 
     /// `(IsClosed, IsWon)` of an opportunity at `stage_name`. A value outside the list is an
     /// open stage (Salesforce's answer to one is not documented; orglink never writes stages).
     pub fn flags(stages: &[OpportunityStage], stage_name: Option<&str>) -> (bool, bool) {
-        let Some(name) = stage_name else {
-            return (false, false);
-        };
-        stages
-            .iter()
-            .find(|s| s.name == name)
-            .or_else(|| stages.iter().find(|s| s.name.eq_ignore_ascii_case(name)))
-            .map_or((false, false), |s| (s.closed, s.won))
+        Self::find(stages, stage_name).map_or((false, false), |s| (s.closed, s.won))
+    }
+
+    /// The default probability of `stage_name`; none for a stage outside the list or one
+    /// without a probability.
+    pub fn default_probability(
+        stages: &[OpportunityStage],
+        stage_name: Option<&str>,
+    ) -> Option<u8> {
+        Self::find(stages, stage_name).and_then(|s| s.probability)
     }
 }
 
@@ -1484,20 +1521,30 @@ impl World {
             at = previous + Duration::milliseconds(1);
             self.last_stamp = at;
         }
-        // The stage decides IsClosed and IsWon; they change with it, in the write log too.
+        // Fields Salesforce sets from the stage follow the written ones; the write log shows
+        // them only when they change.
+        let written = changes.len();
         if object == Object::Opportunity
-            && let Some((_, stage)) = changes.iter().find(|(n, _)| n == "StageName")
+            && let Some((_, stage)) = changes.iter().find(|(n, _)| n == "StageName").cloned()
         {
             let (closed, won) = OpportunityStage::flags(rules.stages, stage.as_str());
             changes.push(("IsClosed".into(), Value::Bool(closed)));
             changes.push(("IsWon".into(), Value::Bool(won)));
+            // A new stage brings its default probability unless the same write sets one.
+            if rules.probability_follows_stage
+                && current.get("StageName") != Some(&stage)
+                && !changes.iter().any(|(n, _)| n == "Probability")
+                && let Some(p) = OpportunityStage::default_probability(rules.stages, stage.as_str())
+            {
+                changes.push(("Probability".into(), Value::from(p)));
+            }
         }
         let stamp = soql::format_datetime(at);
         let mut row = (*current).clone();
         let mut fields = BTreeMap::new();
-        for (name, new) in changes {
+        for (i, (name, new)) in changes.into_iter().enumerate() {
             let old = row.insert(name.clone(), new.clone()).unwrap_or(Value::Null);
-            if old != new || !def_is_derived(object, &name) {
+            if old != new || i < written {
                 fields.insert(name, FieldChange { old, new });
             }
         }
@@ -1525,11 +1572,6 @@ impl World {
             self.table_mut(object).put(id, row);
         }
     }
-}
-
-/// Fields Salesforce sets from another field's write: logged only when they change.
-fn def_is_derived(object: Object, name: &str) -> bool {
-    object == Object::Opportunity && matches!(name, "IsClosed" | "IsWon")
 }
 
 /// A written value in the field's type, in Salesforce's canonical rendering.
@@ -1880,6 +1922,7 @@ mod tests {
             deleted_status: 404,
             user_id: "005SB0000000001AAA",
             stages: STAGES.get_or_init(OpportunityStage::standard),
+            probability_follows_stage: true,
         }
     }
 
