@@ -69,6 +69,66 @@ async fn reads_an_account_with_owner_and_opportunities() {
     );
 }
 
+/// A user moving an opportunity to a late stage sends only `StageName`; Salesforce brings the
+/// stage's default probability (the sandbox's `opportunity_probability_follows_stage`), which
+/// is what the default late-stage rule reads.
+#[tokio::test]
+async fn a_stage_change_alone_makes_an_account_eligible() {
+    let opportunity = orglink_sandbox::salesforce::ids::generate("006", 1);
+    let scenario = json!({"salesforce": {
+        "accounts": [{"Id": account_id(1), "Name": "Acme", "Type": "Prospect"}],
+        "opportunities": [{"Id": opportunity, "AccountId": account_id(1), "Name": "Deal",
+            "StageName": "Perception Analysis", "Probability": 70, "CloseDate": "2026-01-31"}],
+    }});
+    let sb = Sandbox::start(scenario).await;
+    let sf = sb.salesforce(roomy_budget(), CallLog::new()).await.unwrap();
+    let config = Config::embedded_default();
+    let rule = config.eligibility();
+    let before = sf.read_account(&id(1)).await.unwrap().unwrap();
+    assert!(!rule.evaluate(&before).is_eligible(), "{before:?}");
+
+    // The user's edit, through the REST API as any other client makes it.
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{}/services/oauth2/token", sb.sf_url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&client_id={SF_CLIENT_ID}&client_secret={SF_CLIENT_SECRET}"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let edit = http
+        .patch(format!(
+            "{}/services/data/{}/sobjects/Opportunity/{opportunity}",
+            sb.sf_url,
+            sf_config().api_version
+        ))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&json!({"StageName": "Proposal/Price Quote"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edit.status().as_u16(), 204);
+
+    let after = sf.read_account(&id(1)).await.unwrap().unwrap();
+    assert_eq!(after.open_opportunities[0].probability, Some(75.0));
+    assert_eq!(
+        rule.evaluate(&after),
+        orglink_shared::contract::Eligibility::Eligible {
+            because: vec![
+                orglink_shared::contract::EligibleBecause::LateStageOpportunity {
+                    stage_name: "Proposal/Price Quote".into(),
+                    probability: Some(75.0),
+                }
+            ]
+        }
+    );
+}
+
 #[tokio::test]
 async fn jwt_bearer_signs_in() {
     let sb = Sandbox::start(json!({"salesforce": {"accounts": accounts(3)}})).await;
