@@ -25,8 +25,11 @@ test: fmt-check clippy deny unit fuzz-smoke python-tests infra-check lambda-chec
 fmt-check:
 	$(CARGO) fmt --all --check
 
+# The second line: the pure core alone, without the `aws` feature the workspace turns on (the
+# fuzz targets build it that way).
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p orglink-shared --lib -- -D warnings
 
 # The AWS adapter tests start moto from .venv (tests/harness/moto/moto_server), so the venv comes first.
 unit: venv

@@ -40,7 +40,7 @@ impl StoreError {
         )
     }
 
-    #[cfg(feature = "aws")]
+    // Used by the in-memory run store too, so not behind the `aws` feature.
     pub(crate) fn corrupt(store: &str, key: &str, detail: impl ToString) -> Self {
         StoreError::Corrupt {
             store: store.to_string(),
