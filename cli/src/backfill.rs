@@ -18,7 +18,8 @@ use orglink_shared::aws::{
     ClaimStore, ExceptionStore, LinkStore, OrgMirror, SharedRateBudget, budget::DynamoBudget,
 };
 use orglink_shared::backfill::{
-    ApplyReport, Backfill, BackfillError, FailPoint, PlanFile, Progress, Settings, journal::Journal,
+    ApplyReport, Backfill, BackfillError, DEFAULT_MAX_BUDGET_WAIT, FailPoint, PatientBudget,
+    PlanFile, Progress, Settings, journal::Journal,
 };
 use orglink_shared::contract::Config;
 use orglink_shared::domain::DomainPolicy;
@@ -171,6 +172,9 @@ async fn connect(
     config: &Config,
     budget: Arc<dyn RateBudget>,
 ) -> Result<Clients, BackfillCliError> {
+    // Beside live workers the shared budget often asks for a short wait: sit it out rather
+    // than stop (docs/backfill.md, "Rate budget").
+    let budget: Arc<dyn RateBudget> = Arc::new(PatientBudget::new(budget, DEFAULT_MAX_BUDGET_WAIT));
     let (creds, _) = context::load_credentials().await?;
     let calls = CallLog::new();
     let salesforce = SalesforceClient::connect(

@@ -14,6 +14,7 @@
 //! `docs/backfill.md` is the operator's guide.
 
 pub mod apply;
+pub mod budget;
 pub mod index;
 pub mod journal;
 pub mod plan;
@@ -29,6 +30,7 @@ use crate::salesforce::SalesforceError;
 use crate::zendesk::ZendeskError;
 
 pub use apply::{ApplyReport, Backfill, FailPoint, Settings};
+pub use budget::{DEFAULT_MAX_BUDGET_WAIT, PatientBudget};
 pub use index::OrgIndex;
 pub use plan::{Plan, PlanEntry, PlanFile, PlannedAction};
 pub use progress::Progress;
