@@ -328,13 +328,27 @@ pub use self::sqs_impl::SqsQueue;
 mod sqs_impl {
     use aws_sdk_sqs::Client;
     use aws_sdk_sqs::types::{
-        DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+        BatchResultErrorEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
+        SendMessageBatchRequestEntry,
     };
 
     use super::*;
     use crate::aws::error::classify;
 
     const SERVICE: &str = "SQS";
+
+    /// The failed entries of one batch call (send or delete), indexed into the
+    /// caller's whole slice: entry ids are positions within chunk `chunk_no`.
+    fn batch_failures(
+        chunk_no: usize,
+        failed: &[BatchResultErrorEntry],
+    ) -> impl Iterator<Item = BatchFailure> + '_ {
+        failed.iter().map(move |f| BatchFailure {
+            index: chunk_no * BATCH_SIZE + f.id().parse::<usize>().unwrap_or(0),
+            reason: format!("{}: {}", f.code(), f.message().unwrap_or("")),
+            transient: !f.sender_fault(),
+        })
+    }
 
     /// The work queue and its dead-letter queue, by URL.
     #[derive(Debug, Clone)]
@@ -453,14 +467,7 @@ mod sqs_impl {
                     .send()
                     .await
                     .map_err(|e| classify(SERVICE, e))?;
-                for f in out.failed() {
-                    let index = chunk_no * BATCH_SIZE + f.id().parse::<usize>().unwrap_or(0);
-                    failures.push(BatchFailure {
-                        index,
-                        reason: format!("{}: {}", f.code(), f.message().unwrap_or("")),
-                        transient: !f.sender_fault(),
-                    });
-                }
+                failures.extend(batch_failures(chunk_no, out.failed()));
             }
             Ok(failures)
         }
@@ -503,14 +510,7 @@ mod sqs_impl {
                     .send()
                     .await
                     .map_err(|e| classify(SERVICE, e))?;
-                for f in out.failed() {
-                    let index = chunk_no * BATCH_SIZE + f.id().parse::<usize>().unwrap_or(0);
-                    failures.push(BatchFailure {
-                        index,
-                        reason: format!("{}: {}", f.code(), f.message().unwrap_or("")),
-                        transient: !f.sender_fault(),
-                    });
-                }
+                failures.extend(batch_failures(chunk_no, out.failed()));
             }
             Ok(failures)
         }
