@@ -446,6 +446,65 @@ mod dynamo_impl {
             }
         }
 
+        /// Org items read into orgs, in id order.
+        fn read_sorted<'a>(
+            &self,
+            items: impl Iterator<Item = &'a Item>,
+        ) -> Result<Vec<MirroredOrg>, StoreError> {
+            let mut orgs = items
+                .map(|i| self.read_item(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            orgs.sort_by_key(|o| o.id);
+            Ok(orgs)
+        }
+
+        /// Every item of a secondary index whose key attribute equals `key`
+        /// (eventually consistent: indexes do not offer consistent reads).
+        async fn query_index(
+            &self,
+            index: &str,
+            key_attr: &str,
+            key: String,
+        ) -> Result<Vec<Item>, StoreError> {
+            // The name goes through a placeholder: `domain` is a reserved word.
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#k = :k")
+                .expression_attribute_names("#k", key_attr)
+                .expression_attribute_values(":k", s(key))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| classify(SERVICE, e))
+        }
+
+        /// Every item whose sort key is one of `kinds`, read consistently.
+        async fn scan_kinds(&self, kinds: &[&str]) -> Result<Vec<Item>, StoreError> {
+            let filter = (0..kinds.len())
+                .map(|i| format!("sk = :k{i}"))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let mut scan = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(filter)
+                .consistent_read(true);
+            for (i, kind) in kinds.iter().enumerate() {
+                scan = scan.expression_attribute_values(format!(":k{i}"), s(*kind));
+            }
+            scan.into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| classify(SERVICE, e))
+        }
+
         /// Every item of one organization (its org item and its domain items).
         async fn org_items(&self, id: OrgId) -> Result<Vec<Item>, StoreError> {
             self.client
@@ -584,19 +643,8 @@ mod dynamo_impl {
 
         async fn by_domain(&self, domain: &str) -> Result<Vec<MirroredOrg>, StoreError> {
             let items = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("by_domain")
-                .key_condition_expression("#d = :d")
-                .expression_attribute_names("#d", "domain")
-                .expression_attribute_values(":d", s(domain_key(domain)))
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| classify(SERVICE, e))?;
+                .query_index("by_domain", "domain", domain_key(domain))
+                .await?;
             let mut ids = BTreeSet::new();
             for item in &items {
                 let id = req_s(item, "org_id", &self.table, "by_domain")?;
@@ -616,47 +664,19 @@ mod dynamo_impl {
 
         async fn by_external_id(&self, external_id: &str) -> Result<Vec<MirroredOrg>, StoreError> {
             let items = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("by_external_id")
-                .key_condition_expression("external_id_lc = :e")
-                .expression_attribute_values(":e", s(external_key(external_id)))
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| classify(SERVICE, e))?;
-            let mut orgs = items
-                .iter()
-                .map(|i| self.read_item(i))
-                .collect::<Result<Vec<_>, _>>()?;
-            orgs.sort_by_key(|o| o.id);
-            Ok(orgs)
+                .query_index(
+                    "by_external_id",
+                    "external_id_lc",
+                    external_key(external_id),
+                )
+                .await?;
+            self.read_sorted(items.iter())
         }
 
         async fn all(&self) -> Result<Vec<MirroredOrg>, StoreError> {
             // Org items only (domain and checkpoint items share the table).
-            let items = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("sk = :org")
-                .expression_attribute_values(":org", s(ORG_SK))
-                .consistent_read(true)
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| classify(SERVICE, e))?;
-            let mut orgs = items
-                .iter()
-                .map(|i| self.read_item(i))
-                .collect::<Result<Vec<_>, _>>()?;
-            orgs.sort_by_key(|o| o.id);
-            Ok(orgs)
+            let items = self.scan_kinds(&[ORG_SK]).await?;
+            self.read_sorted(items.iter())
         }
 
         async fn checkpoint(&self, name: &str) -> Result<Option<String>, StoreError> {
@@ -770,34 +790,19 @@ mod dynamo_impl {
 
         async fn not_listed(&self, listing: &str) -> Result<Vec<MirroredOrg>, StoreError> {
             // Org items and stamps in one scan (domain and checkpoint items are skipped).
-            let items = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("sk = :org OR sk = :listed")
-                .expression_attribute_values(":org", s(ORG_SK))
-                .expression_attribute_values(":listed", s(LISTED_SK))
-                .consistent_read(true)
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| classify(SERVICE, e))?;
+            let items = self.scan_kinds(&[ORG_SK, LISTED_SK]).await?;
             let stamped: BTreeSet<String> = items
                 .iter()
                 .filter(|i| opt_s(i, "sk").as_deref() == Some(LISTED_SK))
                 .filter(|i| opt_s(i, "listing").as_deref() == Some(listing))
                 .filter_map(|i| opt_s(i, "pk"))
                 .collect();
-            let mut orgs = items
-                .iter()
-                .filter(|i| opt_s(i, "sk").as_deref() == Some(ORG_SK))
-                .filter(|i| opt_s(i, "pk").is_none_or(|pk| !stamped.contains(&pk)))
-                .map(|i| self.read_item(i))
-                .collect::<Result<Vec<_>, _>>()?;
-            orgs.sort_by_key(|o| o.id);
-            Ok(orgs)
+            self.read_sorted(
+                items
+                    .iter()
+                    .filter(|i| opt_s(i, "sk").as_deref() == Some(ORG_SK))
+                    .filter(|i| opt_s(i, "pk").is_none_or(|pk| !stamped.contains(&pk))),
+            )
         }
     }
 }
