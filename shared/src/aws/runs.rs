@@ -116,11 +116,17 @@ fn item_key(run_id: &str, kind: &str, seq: u32) -> String {
     format!("item#{run_id}#{kind}#{seq}")
 }
 
-fn item_too_large(key: &str, len: usize) -> Option<StoreError> {
-    (len > RUN_ITEM_MAX_BYTES).then(|| StoreError::Rejected {
-        service: "run store",
-        detail: format!("run item {key} is {len} bytes, over {RUN_ITEM_MAX_BYTES}"),
-    })
+/// The key of item `seq`, or `Rejected` when `len` bytes are over the item limit
+/// (both stores refuse before writing, so a caller sees the same error either way).
+fn checked_item_key(run_id: &str, kind: &str, seq: u32, len: usize) -> Result<String, StoreError> {
+    let key = item_key(run_id, kind, seq);
+    if len > RUN_ITEM_MAX_BYTES {
+        return Err(StoreError::Rejected {
+            service: "run store",
+            detail: format!("run item {key} is {len} bytes, over {RUN_ITEM_MAX_BYTES}"),
+        });
+    }
+    Ok(key)
 }
 
 fn item_missing(store: &str, key: &str) -> StoreError {
@@ -229,10 +235,7 @@ impl RunStore for MemoryRuns {
         data: &str,
         _now_ms: i64,
     ) -> Result<(), StoreError> {
-        let key = item_key(run_id, kind, seq);
-        if let Some(e) = item_too_large(&key, data.len()) {
-            return Err(e);
-        }
+        let key = checked_item_key(run_id, kind, seq, data.len())?;
         self.items
             .lock()
             .expect("runs lock")
@@ -412,10 +415,7 @@ mod dynamo_impl {
             data: &str,
             now_ms: i64,
         ) -> Result<(), StoreError> {
-            let key = item_key(run_id, kind, seq);
-            if let Some(e) = item_too_large(&key, data.len()) {
-                return Err(e);
-            }
+            let key = checked_item_key(run_id, kind, seq, data.len())?;
             self.client
                 .put_item()
                 .table_name(&self.table)
