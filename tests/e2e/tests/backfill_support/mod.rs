@@ -31,10 +31,14 @@ pub async fn clients(
     config: &Config,
 ) -> (SalesforceClient, ZendeskClient, CallLog) {
     let calls = CallLog::new();
-    let budget = Arc::new(SharedRateBudget::new(
-        Arc::new(DynamoBudget::new(db.clone(), &names.rate_budget_table)),
-        BudgetConfig::salesforce(6000, 0),
-        BudgetConfig::zendesk(6000, 100),
+    // As the CLI does: short budget waits are sat out (docs/backfill.md).
+    let budget = Arc::new(orglink_shared::backfill::PatientBudget::new(
+        Arc::new(SharedRateBudget::new(
+            Arc::new(DynamoBudget::new(db.clone(), &names.rate_budget_table)),
+            BudgetConfig::salesforce(6000, 0),
+            BudgetConfig::zendesk(6000, 100),
+        )),
+        orglink_shared::backfill::DEFAULT_MAX_BUDGET_WAIT,
     ));
     let sf = SalesforceClient::connect(
         SalesforceConfig::default(),
