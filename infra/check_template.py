@@ -158,10 +158,18 @@ def visibility_problems(template: dict) -> list[str]:
 WORKER_SETTINGS_RS = ROOT / "functions" / "sync-worker" / "src" / "settings.rs"
 
 
+# Receives after the requeue receive that may end unanswered (a crashed, timed-out or
+# throttled invocation, a lost delete) without dead-lettering a retried message. AWS asks for a
+# redrive count of at least 5 behind Lambda for throttling alone; with 1 spare (4 and 5) the
+# 2,000-event chaos run dead-lettered 2 messages (functions/sync-worker/tests/dead_letters.rs).
+MIN_SPARE_RECEIVES = 5
+
+
 def requeue_problems(template: dict) -> list[str]:
     """The worker re-sends a message that must be retried once it has been received
     `requeue_at_receive_count` times, so that retries never reach the queue's maxReceiveCount
-    (the DLQ is for crashes and poison only): that count must stay below MaxReceiveCount."""
+    (the DLQ is for crashes and poison only): that count must stay below MaxReceiveCount, with
+    MIN_SPARE_RECEIVES receives to spare."""
     problems = []
     if not WORKER_SETTINGS_RS.exists():
         print(f"infra check: {WORKER_SETTINGS_RS} does not exist yet; requeue rule not checked")
@@ -178,6 +186,13 @@ def requeue_problems(template: dict) -> list[str]:
             problems.append(
                 f"{where}: the worker's requeue_at_receive_count {requeue} is not below "
                 f"MaxReceiveCount {values['MaxReceiveCount']}"
+            )
+        elif int(values["MaxReceiveCount"]) - requeue < MIN_SPARE_RECEIVES:
+            problems.append(
+                f"{where}: MaxReceiveCount {values['MaxReceiveCount']} leaves fewer than "
+                f"{MIN_SPARE_RECEIVES} receives after the worker's requeue_at_receive_count "
+                f"{requeue}: unanswered receives (crashes, throttles, lost deletes) would "
+                "dead-letter retried messages"
             )
     return problems
 

@@ -7,8 +7,10 @@
 //!
 //! Retries never walk a message into the DLQ: a message to be retried that has already been
 //! received `requeue_at_receive_count` times is sent again as a fresh message and the old one
-//! is acknowledged (docs/worker.md, "Retries and the dead-letter queue"). When to stop
-//! retrying is decided by the link record's failure streak, never by the receive count.
+//! is acknowledged (docs/worker.md, "Retries and the dead-letter queue"); the queue's redrive
+//! count sits at least 5 receives above that, for receives that end unanswered (crashed or
+//! timed-out invocations, lost deletes). When to stop retrying is decided by the link
+//! record's failure streak, never by the receive count.
 //!
 //! The invocation never runs into its deadline: a message is started only while more than
 //! `deadline_reserve_ms` is left, and one still running that close to the deadline is cut

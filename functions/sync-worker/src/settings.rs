@@ -29,8 +29,10 @@ pub struct WorkerSettings {
     pub backoff_max_secs: u32,
     /// A message that must be retried and has been received this many times is sent again as
     /// a fresh message (receive count 0) and the old one deleted, so retries never count
-    /// towards the queue's `maxReceiveCount`. Must be below `maxReceiveCount` (template
-    /// parameter `MaxReceiveCount`, default 5).
+    /// towards the queue's `maxReceiveCount`. Must be at least 5 below `maxReceiveCount`
+    /// (template parameter `MaxReceiveCount`, default 10; infra/check_template.py): every
+    /// receive from this one to that count must end unanswered (a crashed, timed-out or
+    /// throttled invocation, a lost delete) before a retried message is dead-lettered.
     pub requeue_at_receive_count: u32,
     /// How soon a poison message (a body that is not a sync request) is offered again; it goes
     /// to the dead-letter queue after `maxReceiveCount` receives.

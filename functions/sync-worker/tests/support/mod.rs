@@ -46,6 +46,19 @@ pub struct Env {
     admin: reqwest::Client,
 }
 
+/// The sync queue's redrive count as the template deploys it (the default of its
+/// `MaxReceiveCount` parameter), so the in-memory queue dead-letters where SQS would.
+pub fn template_max_receive_count() -> u32 {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/template.yaml");
+    let text = std::fs::read_to_string(path).expect("infra/template.yaml is readable");
+    text.lines()
+        .skip_while(|l| l.trim() != "MaxReceiveCount:")
+        .take(4)
+        .find_map(|l| l.trim().strip_prefix("Default:"))
+        .and_then(|d| d.trim().parse().ok())
+        .expect("MaxReceiveCount has a numeric default")
+}
+
 pub fn settings() -> WorkerSettings {
     WorkerSettings {
         backoff_base_secs: 1,
@@ -166,7 +179,7 @@ impl Env {
             claims: Default::default(),
             mirror: Default::default(),
             exceptions: Default::default(),
-            queue: MemoryQueue::new(30, 5),
+            queue: MemoryQueue::new(30, template_max_receive_count()),
             lists: Default::default(),
         };
         if mirror_filled {
