@@ -10,12 +10,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
+use orglink_shared::aws::deployment::{SecretCredentialsError, credentials_from_secret};
 use orglink_shared::aws::exceptions::DynamoExceptions;
 use orglink_shared::aws::links::DynamoLinks;
 use orglink_shared::aws::names::MissingNames;
 use orglink_shared::aws::queue::SqsQueue;
-use orglink_shared::aws::secrets::SecretsManagerSecret;
-use orglink_shared::aws::{ResourceNames, SecretSource, StoreError};
+use orglink_shared::aws::{Deployment, ResourceNames, StoreError};
 use orglink_shared::contract::{Config, ConfigError};
 use orglink_shared::credentials::{Credentials, CredentialsError};
 use orglink_shared::http::{BudgetConfig, CallLog, LocalBudget, System};
@@ -184,17 +184,15 @@ pub async fn load_credentials() -> Result<(Credentials, CredentialsOrigin), OpsE
             else {
                 return Err(OpsError::Credentials(env_error));
             };
-            let sdk = aws_sdk().await;
-            let secret =
-                SecretsManagerSecret::new(aws_sdk_secretsmanager::Client::new(&sdk), &secret_id)
-                    .fetch()
-                    .await
-                    .map_err(|source| OpsError::Secret {
+            let creds = credentials_from_secret(&aws_sdk().await, &secret_id)
+                .await
+                .map_err(|e| match e {
+                    SecretCredentialsError::Read(source) => OpsError::Secret {
                         secret_id: secret_id.clone(),
                         source,
-                    })?;
-            let creds =
-                Credentials::from_secret_json(secret.expose()).map_err(OpsError::Credentials)?;
+                    },
+                    SecretCredentialsError::Shape(e) => OpsError::Credentials(e),
+                })?;
             Ok((creds, CredentialsOrigin::Secret(secret_id)))
         }
     }
@@ -270,53 +268,37 @@ pub async fn aws_sdk() -> aws_config::SdkConfig {
 /// orglink's state: tables and queues named by the environment, as the functions have them.
 pub struct State {
     pub names: ResourceNames,
-    sdk: aws_config::SdkConfig,
+    deployment: Deployment,
 }
 
 impl State {
     pub async fn from_env() -> Result<State, OpsError> {
         let names = ResourceNames::from_env()?;
         Ok(State {
+            deployment: Deployment::new(&aws_sdk().await, names.clone()),
             names,
-            sdk: aws_sdk().await,
         })
     }
 
     pub fn queue(&self) -> SqsQueue {
-        SqsQueue::new(
-            aws_sdk_sqs::Client::new(&self.sdk),
-            self.names.sync_queue_url.clone(),
-            self.names.sync_dlq_url.clone(),
-        )
+        self.deployment.queue()
     }
 
     pub fn exceptions(&self) -> DynamoExceptions {
-        DynamoExceptions::new(
-            aws_sdk_dynamodb::Client::new(&self.sdk),
-            self.names.exceptions_table.clone(),
-        )
+        self.deployment.exceptions()
     }
 
     /// The operator lists (shared domains, ignored accounts) kept beside the exception rows.
     pub fn review_lists(&self) -> orglink_reconcile::review::DynamoLists {
-        orglink_reconcile::review::DynamoLists::new(
-            aws_sdk_dynamodb::Client::new(&self.sdk),
-            self.names.exceptions_table.clone(),
-        )
+        self.deployment.lists()
     }
 
     pub fn links(&self) -> DynamoLinks {
-        DynamoLinks::new(
-            aws_sdk_dynamodb::Client::new(&self.sdk),
-            self.names.links_table.clone(),
-        )
+        self.deployment.links()
     }
 
     pub fn claims(&self) -> orglink_shared::aws::claims::DynamoClaims {
-        orglink_shared::aws::claims::DynamoClaims::new(
-            aws_sdk_dynamodb::Client::new(&self.sdk),
-            self.names.claims_table.clone(),
-        )
+        self.deployment.claims()
     }
 }
 

@@ -14,17 +14,17 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 
-use orglink_shared::aws::budget::DynamoBudget;
+use orglink_shared::aws::deployment::{
+    EnvConfigError, config_from_lookup, credentials_from_secret,
+};
 use orglink_shared::aws::exceptions::DynamoExceptions;
 use orglink_shared::aws::links::DynamoLinks;
 use orglink_shared::aws::mirror::DynamoMirror;
 use orglink_shared::aws::names::MissingNames;
 use orglink_shared::aws::queue::SqsQueue;
 use orglink_shared::aws::runs::DynamoRuns;
-use orglink_shared::aws::secrets::SecretsManagerSecret;
-use orglink_shared::aws::{ResourceNames, SecretSource, SharedRateBudget};
+use orglink_shared::aws::{Deployment, ResourceNames};
 use orglink_shared::contract::{Config, ConfigError};
-use orglink_shared::credentials::Credentials;
 use orglink_shared::domain::DomainPolicy;
 use orglink_shared::http::{CallLog, RateBudget};
 use orglink_shared::salesforce::SalesforceClient;
@@ -36,8 +36,7 @@ use crate::run::{Ports, Reconciler, Stores};
 use crate::settings::{ReconcileSettings, SettingsError};
 use crate::summary::MetricsConfig;
 
-pub const CONFIG_FILE_ENV: &str = "ORGLINK_CONFIG_FILE";
-pub const CONFIG_TOML_ENV: &str = "ORGLINK_CONFIG_TOML";
+pub use orglink_shared::aws::deployment::{CONFIG_FILE_ENV, CONFIG_TOML_ENV};
 /// Set by Lambda: the function to invoke for a continuation.
 pub const FUNCTION_NAME_ENV: &str = "AWS_LAMBDA_FUNCTION_NAME";
 
@@ -74,6 +73,15 @@ pub enum StartError {
     Zendesk(String),
 }
 
+impl From<EnvConfigError> for StartError {
+    fn from(e: EnvConfigError) -> Self {
+        match e {
+            EnvConfigError::File(detail) => StartError::ConfigFile(detail),
+            EnvConfigError::Invalid(e) => StartError::Config(e),
+        }
+    }
+}
+
 /// The environment reconcile runs in.
 #[derive(Debug, Clone)]
 pub struct ReconcileEnv {
@@ -91,15 +99,7 @@ impl ReconcileEnv {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, StartError> {
         let names = ResourceNames::from_lookup(&lookup)?;
-        let (config, default_config) = match (lookup(CONFIG_FILE_ENV), lookup(CONFIG_TOML_ENV)) {
-            (Some(path), _) if !path.trim().is_empty() => {
-                let text = std::fs::read_to_string(path.trim())
-                    .map_err(|e| StartError::ConfigFile(format!("{path}: {e}")))?;
-                (Config::from_toml(&text)?, false)
-            }
-            (_, Some(text)) if !text.trim().is_empty() => (Config::from_toml(&text)?, false),
-            _ => (Config::embedded_default(), true),
-        };
+        let (config, default_config) = config_from_lookup(&lookup)?;
         let settings = ReconcileSettings::from_json(
             &lookup(crate::settings::SETTINGS_ENV).unwrap_or_default(),
         )?;
@@ -115,11 +115,7 @@ impl ReconcileEnv {
 
 /// The stores over DynamoDB and SQS.
 pub fn stores(sdk: &SdkConfig, names: &ResourceNames) -> Stores<AwsPorts> {
-    stores_on(
-        aws_sdk_dynamodb::Client::new(sdk),
-        aws_sdk_sqs::Client::new(sdk),
-        names,
-    )
+    stores_of(&Deployment::new(sdk, names.clone()))
 }
 
 /// The stores over these clients (a test counts the requests of a client it built).
@@ -128,17 +124,18 @@ pub fn stores_on(
     sqs: aws_sdk_sqs::Client,
     names: &ResourceNames,
 ) -> Stores<AwsPorts> {
+    stores_of(&Deployment::on(dynamodb, sqs, names.clone()))
+}
+
+/// The stores of this deployment.
+pub fn stores_of(deployment: &Deployment) -> Stores<AwsPorts> {
     Stores {
-        mirror: DynamoMirror::new(dynamodb.clone(), names.org_mirror_table.clone()),
-        exceptions: DynamoExceptions::new(dynamodb.clone(), names.exceptions_table.clone()),
-        runs: DynamoRuns::new(dynamodb.clone(), names.runs_table.clone()),
-        queue: SqsQueue::new(
-            sqs,
-            names.sync_queue_url.clone(),
-            names.sync_dlq_url.clone(),
-        ),
-        links: DynamoLinks::new(dynamodb.clone(), names.links_table.clone()),
-        lists: DynamoLists::new(dynamodb, names.exceptions_table.clone()),
+        mirror: deployment.mirror(),
+        exceptions: deployment.exceptions(),
+        runs: deployment.runs(),
+        queue: deployment.queue(),
+        links: deployment.links(),
+        lists: deployment.lists(),
     }
 }
 
@@ -148,21 +145,11 @@ pub async fn from_aws(
     env: &ReconcileEnv,
     calls: CallLog,
 ) -> Result<AwsReconciler, StartError> {
-    let names = &env.names;
-    let secret = SecretsManagerSecret::new(
-        aws_sdk_secretsmanager::Client::new(sdk),
-        names.secret_id.clone(),
-    )
-    .fetch()
-    .await
-    .map_err(|e| StartError::Secret(e.to_string()))?;
-    let creds = Credentials::from_secret_json(secret.expose())
+    let creds = credentials_from_secret(sdk, &env.names.secret_id)
+        .await
         .map_err(|e| StartError::Secret(e.to_string()))?;
-    let budget: Arc<dyn RateBudget> = Arc::new(SharedRateBudget::new(
-        Arc::new(DynamoBudget::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            names.rate_budget_table.clone(),
-        )),
+    let deployment = Deployment::new(sdk, env.names.clone());
+    let budget: Arc<dyn RateBudget> = Arc::new(deployment.rate_budget(
         env.settings.salesforce_budget(),
         env.settings.zendesk_budget(),
     ));
@@ -193,7 +180,7 @@ pub async fn from_aws(
         salesforce,
         zendesk,
         calls,
-        stores: stores(sdk, names),
+        stores: stores_of(&deployment),
     })
 }
 

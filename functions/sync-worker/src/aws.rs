@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 
-use orglink_shared::aws::budget::DynamoBudget;
 use orglink_shared::aws::claims::DynamoClaims;
+use orglink_shared::aws::deployment::{
+    EnvConfigError, config_from_lookup, credentials_from_secret,
+};
 use orglink_shared::aws::exceptions::DynamoExceptions;
 use orglink_shared::aws::idempotency::{DynamoIdempotency, IdempotencyConfig};
 use orglink_shared::aws::links::DynamoLinks;
@@ -15,10 +17,8 @@ use orglink_shared::aws::lists::DynamoLists;
 use orglink_shared::aws::mirror::DynamoMirror;
 use orglink_shared::aws::names::MissingNames;
 use orglink_shared::aws::queue::SqsQueue;
-use orglink_shared::aws::secrets::SecretsManagerSecret;
-use orglink_shared::aws::{ResourceNames, SecretSource, SharedRateBudget};
+use orglink_shared::aws::{Deployment, ResourceNames};
 use orglink_shared::contract::{Config, ConfigError};
-use orglink_shared::credentials::Credentials;
 use orglink_shared::http::{CallLog, RateBudget};
 use orglink_shared::metrics::MetricsConfig;
 use orglink_shared::salesforce::SalesforceClient;
@@ -28,10 +28,7 @@ use crate::metrics::Metrics;
 use crate::settings::{SettingsError, WorkerSettings};
 use crate::{Ports, Stores, Worker};
 
-/// A path to the deployment's configuration TOML.
-pub const CONFIG_FILE_ENV: &str = "ORGLINK_CONFIG_FILE";
-/// The configuration TOML itself (used when no file is named).
-pub const CONFIG_TOML_ENV: &str = "ORGLINK_CONFIG_TOML";
+pub use orglink_shared::aws::deployment::{CONFIG_FILE_ENV, CONFIG_TOML_ENV};
 
 /// The AWS adapters.
 pub struct AwsPorts;
@@ -67,6 +64,15 @@ pub enum StartError {
     Zendesk(String),
 }
 
+impl From<EnvConfigError> for StartError {
+    fn from(e: EnvConfigError) -> Self {
+        match e {
+            EnvConfigError::File(detail) => StartError::ConfigFile(detail),
+            EnvConfigError::Invalid(e) => StartError::Config(e),
+        }
+    }
+}
+
 /// The environment the worker runs in.
 #[derive(Debug, Clone)]
 pub struct WorkerEnv {
@@ -86,15 +92,7 @@ impl WorkerEnv {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<WorkerEnv, StartError> {
         let names = ResourceNames::from_lookup(&lookup)?;
-        let (config, default_config) = match (lookup(CONFIG_FILE_ENV), lookup(CONFIG_TOML_ENV)) {
-            (Some(path), _) if !path.trim().is_empty() => {
-                let text = std::fs::read_to_string(path.trim())
-                    .map_err(|e| StartError::ConfigFile(format!("{path}: {e}")))?;
-                (Config::from_toml(&text)?, false)
-            }
-            (_, Some(text)) if !text.trim().is_empty() => (Config::from_toml(&text)?, false),
-            _ => (Config::embedded_default(), true),
-        };
+        let (config, default_config) = config_from_lookup(&lookup)?;
         let settings =
             WorkerSettings::from_json(&lookup(crate::settings::SETTINGS_ENV).unwrap_or_default())?;
         Ok(WorkerEnv {
@@ -113,24 +111,13 @@ pub async fn from_aws(
     env: &WorkerEnv,
     calls: CallLog,
 ) -> Result<AwsWorker, StartError> {
-    let names = &env.names;
-    let secret = SecretsManagerSecret::new(
-        aws_sdk_secretsmanager::Client::new(sdk),
-        names.secret_id.clone(),
-    )
-    .fetch()
-    .await
-    .map_err(|e| StartError::Secret(e.to_string()))?;
-    let creds = Credentials::from_secret_json(secret.expose())
+    let creds = credentials_from_secret(sdk, &env.names.secret_id)
+        .await
         .map_err(|e| StartError::Secret(e.to_string()))?;
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let deployment = Deployment::new(sdk, env.names.clone());
     // EMF on stdout, where CloudWatch Logs reads it.
     let metrics = Metrics::new(env.metrics.clone(), Arc::new(|line| println!("{line}")));
-    let budget: Arc<dyn RateBudget> = Arc::new(SharedRateBudget::new(
-        Arc::new(DynamoBudget::new(
-            dynamodb.clone(),
-            names.rate_budget_table.clone(),
-        )),
+    let budget: Arc<dyn RateBudget> = Arc::new(deployment.rate_budget(
         env.settings.salesforce_budget(),
         env.settings.zendesk_budget(),
     ));
@@ -155,21 +142,13 @@ pub async fn from_aws(
     .await
     .map_err(|e| StartError::Zendesk(e.to_string()))?;
     let stores = Stores::<AwsPorts> {
-        idempotency: DynamoIdempotency::new(
-            dynamodb.clone(),
-            names.idempotency_table.clone(),
-            IdempotencyConfig::default(),
-        ),
-        links: DynamoLinks::new(dynamodb.clone(), names.links_table.clone()),
-        claims: DynamoClaims::new(dynamodb.clone(), names.claims_table.clone()),
-        mirror: DynamoMirror::new(dynamodb.clone(), names.org_mirror_table.clone()),
-        exceptions: DynamoExceptions::new(dynamodb.clone(), names.exceptions_table.clone()),
-        lists: DynamoLists::new(dynamodb, names.exceptions_table.clone()),
-        queue: SqsQueue::new(
-            aws_sdk_sqs::Client::new(sdk),
-            names.sync_queue_url.clone(),
-            names.sync_dlq_url.clone(),
-        ),
+        idempotency: deployment.idempotency(IdempotencyConfig::default()),
+        links: deployment.links(),
+        claims: deployment.claims(),
+        mirror: deployment.mirror(),
+        exceptions: deployment.exceptions(),
+        lists: deployment.lists(),
+        queue: deployment.queue(),
     };
     Ok(Worker::new(
         env.config.clone(),

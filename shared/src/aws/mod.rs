@@ -13,6 +13,8 @@
 
 pub mod budget;
 pub mod claims;
+#[cfg(feature = "aws")]
+pub mod deployment;
 pub mod error;
 pub mod exceptions;
 pub mod idempotency;
@@ -30,6 +32,8 @@ mod dynamo;
 
 pub use budget::{BucketConfig, BudgetStore, Take};
 pub use claims::{Claim, ClaimOutcome, ClaimStore};
+#[cfg(feature = "aws")]
+pub use deployment::Deployment;
 pub use error::StoreError;
 pub use exceptions::{ExceptionFilter, ExceptionRow, ExceptionStatus, ExceptionStore};
 pub use idempotency::{Begin, IdempotencyKey, IdempotencyStore};

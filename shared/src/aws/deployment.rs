@@ -1,0 +1,175 @@
+//! One deployment's AWS wiring, built once and shared by the worker, reconcile and the CLI:
+//! every DynamoDB / SQS adapter over the deployment's [`ResourceNames`], the shared rate
+//! budget in its table, the credentials from its secret, and the configuration TOML the
+//! functions read from their environment. Each caller used to repeat this wiring.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+
+use super::budget::DynamoBudget;
+use super::claims::DynamoClaims;
+use super::exceptions::DynamoExceptions;
+use super::idempotency::{DynamoIdempotency, IdempotencyConfig};
+use super::links::DynamoLinks;
+use super::lists::DynamoLists;
+use super::mirror::DynamoMirror;
+use super::queue::SqsQueue;
+use super::runs::DynamoRuns;
+use super::secrets::SecretsManagerSecret;
+use super::{ResourceNames, SecretSource, SharedRateBudget, StoreError};
+use crate::contract::{Config, ConfigError};
+use crate::credentials::{Credentials, CredentialsError};
+use crate::http::BudgetConfig;
+
+/// A path to the deployment's configuration TOML.
+pub const CONFIG_FILE_ENV: &str = "ORGLINK_CONFIG_FILE";
+/// The configuration TOML itself (used when no file is named).
+pub const CONFIG_TOML_ENV: &str = "ORGLINK_CONFIG_TOML";
+
+/// Why the configuration named by the environment cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvConfigError {
+    #[error("the configuration named by {CONFIG_FILE_ENV} cannot be read: {0}")]
+    File(String),
+    #[error("the configuration is invalid: {0}")]
+    Invalid(#[from] ConfigError),
+}
+
+/// The configuration `$ORGLINK_CONFIG_FILE` names, else `$ORGLINK_CONFIG_TOML`, else the
+/// embedded default; the flag says whether it is the default (worth a warning in production).
+pub fn config_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(Config, bool), EnvConfigError> {
+    match (lookup(CONFIG_FILE_ENV), lookup(CONFIG_TOML_ENV)) {
+        (Some(path), _) if !path.trim().is_empty() => {
+            let text = std::fs::read_to_string(path.trim())
+                .map_err(|e| EnvConfigError::File(format!("{path}: {e}")))?;
+            Ok((Config::from_toml(&text)?, false))
+        }
+        (_, Some(text)) if !text.trim().is_empty() => Ok((Config::from_toml(&text)?, false)),
+        _ => Ok((Config::embedded_default(), true)),
+    }
+}
+
+/// Why the credentials secret gives no credentials. Neither carries the secret's value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretCredentialsError {
+    /// Secrets Manager refused or failed (retry, or fix the secret id / permission).
+    #[error(transparent)]
+    Read(StoreError),
+    /// The secret's JSON is not orglink's credentials shape (fix the secret).
+    #[error(transparent)]
+    Shape(CredentialsError),
+}
+
+/// Reads and parses the credentials secret `secret_id`.
+pub async fn credentials_from_secret(
+    sdk: &SdkConfig,
+    secret_id: &str,
+) -> Result<Credentials, SecretCredentialsError> {
+    let secret = SecretsManagerSecret::new(aws_sdk_secretsmanager::Client::new(sdk), secret_id)
+        .fetch()
+        .await
+        .map_err(SecretCredentialsError::Read)?;
+    Credentials::from_secret_json(secret.expose()).map_err(SecretCredentialsError::Shape)
+}
+
+/// The adapters of one deployment over one DynamoDB and one SQS client.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub names: ResourceNames,
+    dynamodb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl Deployment {
+    pub fn new(sdk: &SdkConfig, names: ResourceNames) -> Self {
+        Self::on(
+            aws_sdk_dynamodb::Client::new(sdk),
+            aws_sdk_sqs::Client::new(sdk),
+            names,
+        )
+    }
+
+    /// Over these clients (a test counts the requests of a client it built).
+    pub fn on(
+        dynamodb: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        names: ResourceNames,
+    ) -> Self {
+        Deployment {
+            names,
+            dynamodb,
+            sqs,
+        }
+    }
+
+    pub fn idempotency(&self, config: IdempotencyConfig) -> DynamoIdempotency {
+        DynamoIdempotency::new(
+            self.dynamodb.clone(),
+            self.names.idempotency_table.clone(),
+            config,
+        )
+    }
+
+    pub fn links(&self) -> DynamoLinks {
+        DynamoLinks::new(self.dynamodb.clone(), self.names.links_table.clone())
+    }
+
+    pub fn claims(&self) -> DynamoClaims {
+        DynamoClaims::new(self.dynamodb.clone(), self.names.claims_table.clone())
+    }
+
+    pub fn mirror(&self) -> DynamoMirror {
+        DynamoMirror::new(self.dynamodb.clone(), self.names.org_mirror_table.clone())
+    }
+
+    pub fn exceptions(&self) -> DynamoExceptions {
+        DynamoExceptions::new(self.dynamodb.clone(), self.names.exceptions_table.clone())
+    }
+
+    /// The operator lists (shared domains, ignored accounts), kept beside the exception rows.
+    pub fn lists(&self) -> DynamoLists {
+        DynamoLists::new(self.dynamodb.clone(), self.names.exceptions_table.clone())
+    }
+
+    pub fn runs(&self) -> DynamoRuns {
+        DynamoRuns::new(self.dynamodb.clone(), self.names.runs_table.clone())
+    }
+
+    pub fn queue(&self) -> SqsQueue {
+        SqsQueue::new(
+            self.sqs.clone(),
+            self.names.sync_queue_url.clone(),
+            self.names.sync_dlq_url.clone(),
+        )
+    }
+
+    /// The rate budget every deployed function shares, in the rate budget table.
+    pub fn rate_budget(
+        &self,
+        salesforce: BudgetConfig,
+        zendesk: BudgetConfig,
+    ) -> SharedRateBudget<DynamoBudget> {
+        SharedRateBudget::new(
+            Arc::new(DynamoBudget::new(
+                self.dynamodb.clone(),
+                self.names.rate_budget_table.clone(),
+            )),
+            salesforce,
+            zendesk,
+        )
+    }
+}
+
+/// A function's tunables from its settings variable's JSON text: every key optional (the
+/// type's `#[serde(default)]`), empty text meaning the defaults. Each function validates after.
+pub fn settings_from_json<T: Default + serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, serde_json::Error> {
+    if text.trim().is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_str(text)
+}
