@@ -68,10 +68,8 @@ pub struct SettingsError(pub String);
 impl ReconcileSettings {
     /// Reads the JSON text (empty = defaults).
     pub fn from_json(text: &str) -> Result<Self, SettingsError> {
-        if text.trim().is_empty() {
-            return Ok(Self::default());
-        }
-        let s: Self = serde_json::from_str(text).map_err(|e| SettingsError(e.to_string()))?;
+        let s: Self = orglink_shared::aws::deployment::settings_from_json(text)
+            .map_err(|e| SettingsError(e.to_string()))?;
         if s.commit_every_pages == 0 || s.store_concurrency == 0 || s.account_attempts == 0 {
             return Err(SettingsError(
                 "commit_every_pages, store_concurrency and account_attempts must be at least 1"

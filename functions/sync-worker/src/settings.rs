@@ -86,11 +86,8 @@ pub struct SettingsError(pub String);
 impl WorkerSettings {
     /// Reads the JSON text (empty = defaults).
     pub fn from_json(text: &str) -> Result<WorkerSettings, SettingsError> {
-        if text.trim().is_empty() {
-            return Ok(WorkerSettings::default());
-        }
-        let s: WorkerSettings =
-            serde_json::from_str(text).map_err(|e| SettingsError(e.to_string()))?;
+        let s: WorkerSettings = orglink_shared::aws::deployment::settings_from_json(text)
+            .map_err(|e| SettingsError(e.to_string()))?;
         s.validate()?;
         Ok(s)
     }
