@@ -102,8 +102,14 @@ def test_requeue_rule_keeps_worker_retries_out_of_the_dlq(template):
     tpl = copy.deepcopy(template)
     tpl["Parameters"]["MaxReceiveCount"]["Default"] = 3
     assert any("not below MaxReceiveCount 3" in p for p in check.requeue_problems(tpl))
+    # Below, but with too few spare receives for unanswered ones (crashes, throttles, lost deletes).
     tpl["Parameters"]["WorkerSettings"]["Default"] = '{"requeue_at_receive_count": 2}'
+    assert any("fewer than 5 receives" in p for p in check.requeue_problems(tpl))
+    tpl["Parameters"]["MaxReceiveCount"]["Default"] = 7
     assert check.requeue_problems(tpl) == []
+    tpl["Parameters"]["WorkerSettings"]["Default"] = ""
+    tpl["Parameters"]["MaxReceiveCount"]["Default"] = 8
+    assert any("fewer than 5 receives" in p for p in check.requeue_problems(tpl))
 
 
 def test_agreement_rule_catches_a_wrong_binary_and_a_missing_variable(template):
