@@ -237,7 +237,7 @@ async fn a_429_storm_and_a_zendesk_outage_longer_than_any_retry_end_linked_with_
             )
         })
         .collect();
-    // Re-send a message before it nears the redrive count (MaxReceiveCount 5 in the template).
+    // Re-send a message before it nears the redrive count (MaxReceiveCount in the template, 10).
     let settings = WorkerSettings {
         requeue_at_receive_count: 2,
         ..fast_settings()
