@@ -21,6 +21,32 @@ pub fn sandbox_credentials(sandbox: &Sandbox) -> Value {
     })
 }
 
+/// Writes the sandbox's credentials into the deployment's credentials secret (the worker and
+/// reconcile read it at a cold start).
+pub async fn put_sandbox_credentials(aws: &AwsEnv, names: &ResourceNames, sandbox: &Sandbox) {
+    aws.secrets()
+        .put_secret_value()
+        .secret_id(&names.secret_id)
+        .secret_string(sandbox_credentials(sandbox).to_string())
+        .send()
+        .await
+        .expect("put the credentials secret");
+}
+
+/// A function's environment on this stack: every resource name (as the template sets them),
+/// then `extra` variables.
+pub fn function_env<'a>(
+    names: &ResourceNames,
+    extra: impl IntoIterator<Item = (&'a str, String)>,
+) -> BTreeMap<String, String> {
+    names
+        .to_env()
+        .into_iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
 /// A cold start of the reconcile function through its production wiring (`from_aws`) on this
 /// stack, against this sandbox: the credentials secret is written first (the function reads it
 /// at start), and `settings` (`ORGLINK_RECONCILE_SETTINGS`, an object) get the sandbox's Zendesk
@@ -32,25 +58,19 @@ pub async fn start_reconcile(
     settings: Value,
     calls: CallLog,
 ) -> AwsReconciler {
-    aws.secrets()
-        .put_secret_value()
-        .secret_id(&names.secret_id)
-        .secret_string(sandbox_credentials(sandbox).to_string())
-        .send()
-        .await
-        .expect("put the credentials secret");
+    put_sandbox_credentials(aws, names, sandbox).await;
     let mut settings = settings;
     settings["zendesk"]["base_url"] = json!(sandbox.zendesk);
-    let mut env: BTreeMap<String, String> = names
-        .to_env()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    env.insert(
-        orglink_reconcile::settings::SETTINGS_ENV.into(),
-        settings.to_string(),
+    let env = function_env(
+        names,
+        [
+            (
+                orglink_reconcile::settings::SETTINGS_ENV,
+                settings.to_string(),
+            ),
+            ("ORGLINK_DEPLOYMENT", "e2e".into()),
+        ],
     );
-    env.insert("ORGLINK_DEPLOYMENT".into(), "e2e".into());
     let env = ReconcileEnv::from_lookup(|k| env.get(k).cloned()).expect("reconcile's environment");
     from_aws(aws.sdk_config(), &env, calls)
         .await

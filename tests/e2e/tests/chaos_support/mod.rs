@@ -489,17 +489,9 @@ async fn intake(w: &World) -> (orglink_intake::aws::AwsIntake, String) {
         .send()
         .await
         .expect("put the intake secret");
-    let mut env: BTreeMap<String, String> = w
-        .stack
-        .names()
-        .expect("names")
-        .to_env()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    env.insert(
-        orglink_intake::settings::INTAKE_SECRET_ENV.into(),
-        secret_id,
+    let env = orglink_e2e::function_env(
+        &w.stack.names().expect("names"),
+        [(orglink_intake::settings::INTAKE_SECRET_ENV, secret_id)],
     );
     let env = orglink_intake::Environment::from_lookup(|k| env.get(k).cloned())
         .expect("intake's environment");
@@ -1089,22 +1081,22 @@ fn account_events(
 /// One full run of the reconcile function (production wiring), on the scaled budgets.
 async fn reconcile(w: &World, s: &WorkerSettings, calls: &CallLog) -> Result<String, String> {
     let names = w.stack.names().unwrap();
-    let mut env: BTreeMap<String, String> = names
-        .to_env()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    env.insert(
-        "ORGLINK_RECONCILE_SETTINGS".into(),
-        json!({
-            "zendesk": s.zendesk, "salesforce": s.salesforce,
-            "zendesk_plan_per_minute": s.zendesk_plan_per_minute,
-            "zendesk_share_percent": s.zendesk_share_percent,
-            "salesforce_per_minute": s.salesforce_per_minute,
-        })
-        .to_string(),
+    let env = orglink_e2e::function_env(
+        &names,
+        [
+            (
+                orglink_reconcile::settings::SETTINGS_ENV,
+                json!({
+                    "zendesk": s.zendesk, "salesforce": s.salesforce,
+                    "zendesk_plan_per_minute": s.zendesk_plan_per_minute,
+                    "zendesk_share_percent": s.zendesk_share_percent,
+                    "salesforce_per_minute": s.salesforce_per_minute,
+                })
+                .to_string(),
+            ),
+            ("ORGLINK_DEPLOYMENT", "chaos".into()),
+        ],
     );
-    env.insert("ORGLINK_DEPLOYMENT".into(), "chaos".into());
     let env = ReconcileEnv::from_lookup(|k| env.get(k).cloned()).map_err(|e| e.to_string())?;
     let reconciler = orglink_reconcile::aws::from_aws(w.aws.sdk_config(), &env, calls.clone())
         .await

@@ -4,7 +4,6 @@
 //! runner around the real handler.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,28 +93,12 @@ impl World {
         let sandbox = Sandbox::start_with(Some(&path), &["--salesforce-org-id", BOUND_ORG])
             .unwrap_or_else(|e| panic!("{e} (build it: cargo build -p orglink-sandbox)"));
         let names = stack.names().expect("the stack's names");
-        let creds = json!({
-            "salesforce": {"my_domain_url": sandbox.salesforce, "client_id": "orglink-sandbox-consumer-key",
-                           "flow": "client_credentials", "client_secret": SF_CLIENT_SECRET},
-            "zendesk": {"auth": "api_token", "email": "admin@example.com", "api_token": ZD_TOKEN}
-        });
-        aws.secrets()
-            .put_secret_value()
-            .secret_id(&names.secret_id)
-            .secret_string(creds.to_string())
-            .send()
-            .await
-            .expect("put the credentials secret");
+        orglink_e2e::put_sandbox_credentials(&aws, &names, &sandbox).await;
         let mut settings = settings;
         settings.zendesk.base_url = Some(sandbox.zendesk.clone());
-        let mut env: BTreeMap<String, String> = names
-            .to_env()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        env.insert(
-            SETTINGS_ENV.into(),
-            serde_json::to_string(&settings).unwrap(),
+        let env = orglink_e2e::function_env(
+            &names,
+            [(SETTINGS_ENV, serde_json::to_string(&settings).unwrap())],
         );
         let env =
             WorkerEnv::from_lookup(|k| env.get(k).cloned()).expect("the worker's environment");
