@@ -89,6 +89,33 @@ pub(crate) const GET_BATCH: usize = 100;
 /// How often items a batch call left unprocessed are sent again before giving up as throttled.
 const BATCH_ATTEMPTS: usize = 5;
 
+/// Sends `request` and then what DynamoDB left unprocessed of it (`send` answers the items
+/// read and the unprocessed rest, if any), at most [`BATCH_ATTEMPTS`] times; still unprocessed
+/// after that is a transient error (throttled), `what` saying what was left.
+async fn until_processed<P, Fut>(
+    request: P,
+    mut send: impl FnMut(P) -> Fut,
+    what: impl FnOnce(&P) -> String,
+) -> Result<Vec<Item>, StoreError>
+where
+    Fut: std::future::Future<Output = Result<(Vec<Item>, Option<P>), StoreError>>,
+{
+    let mut found = Vec::new();
+    let mut pending = request;
+    for _ in 0..BATCH_ATTEMPTS {
+        let (items, rest) = send(pending).await?;
+        found.extend(items);
+        match rest {
+            None => return Ok(found),
+            Some(rest) => pending = rest,
+        }
+    }
+    Err(StoreError::Transient {
+        service: SERVICE,
+        detail: what(&pending),
+    })
+}
+
 /// Unconditional puts and deletes in batches of 25 (one request each instead of 25), sending
 /// again what DynamoDB leaves unprocessed. Only for writes that need no condition.
 pub(crate) async fn batch_write(
@@ -97,29 +124,25 @@ pub(crate) async fn batch_write(
     writes: Vec<aws_sdk_dynamodb::types::WriteRequest>,
 ) -> Result<(), StoreError> {
     for chunk in writes.chunks(WRITE_BATCH) {
-        let mut pending = chunk.to_vec();
-        for _ in 0..BATCH_ATTEMPTS {
-            let out = client
-                .batch_write_item()
-                .request_items(table, pending)
-                .send()
-                .await
-                .map_err(|e| super::error::classify(SERVICE, e))?;
-            pending = out
-                .unprocessed_items()
-                .and_then(|u| u.get(table))
-                .cloned()
-                .unwrap_or_default();
-            if pending.is_empty() {
-                break;
-            }
-        }
-        if !pending.is_empty() {
-            return Err(StoreError::Transient {
-                service: SERVICE,
-                detail: format!("{} writes to {table} left unprocessed", pending.len()),
-            });
-        }
+        until_processed(
+            chunk.to_vec(),
+            |pending| async move {
+                let out = client
+                    .batch_write_item()
+                    .request_items(table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| super::error::classify(SERVICE, e))?;
+                let rest = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(table))
+                    .filter(|w| !w.is_empty())
+                    .cloned();
+                Ok((Vec::new(), rest))
+            },
+            |pending| format!("{} writes to {table} left unprocessed", pending.len()),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -133,37 +156,36 @@ pub(crate) async fn batch_get(
 ) -> Result<Vec<Item>, StoreError> {
     let mut found = Vec::new();
     for chunk in keys.chunks(GET_BATCH) {
-        let mut pending = Some(
-            aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                .set_keys(Some(chunk.to_vec()))
-                .consistent_read(true)
-                .build()
-                .expect("keys are set"),
-        );
-        let mut attempts = 0;
-        while let Some(request) = pending.take() {
-            attempts += 1;
-            if attempts > BATCH_ATTEMPTS {
-                return Err(StoreError::Transient {
-                    service: SERVICE,
-                    detail: format!("reads from {table} left unprocessed"),
-                });
-            }
-            let out = client
-                .batch_get_item()
-                .request_items(table, request)
-                .send()
-                .await
-                .map_err(|e| super::error::classify(SERVICE, e))?;
-            if let Some(items) = out.responses().and_then(|r| r.get(table)) {
-                found.extend(items.iter().cloned());
-            }
-            pending = out
-                .unprocessed_keys()
-                .and_then(|u| u.get(table))
-                .filter(|k| !k.keys().is_empty())
-                .cloned();
-        }
+        let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(chunk.to_vec()))
+            .consistent_read(true)
+            .build()
+            .expect("keys are set");
+        let items = until_processed(
+            request,
+            |pending| async move {
+                let out = client
+                    .batch_get_item()
+                    .request_items(table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| super::error::classify(SERVICE, e))?;
+                let items = out
+                    .responses()
+                    .and_then(|r| r.get(table))
+                    .cloned()
+                    .unwrap_or_default();
+                let rest = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+                Ok((items, rest))
+            },
+            |_| format!("reads from {table} left unprocessed"),
+        )
+        .await?;
+        found.extend(items);
     }
     Ok(found)
 }
