@@ -819,11 +819,17 @@ async fn queue_contract<S: WorkQueue>(queue: Arc<S>) {
     }
     assert_eq!(bodies.len(), many.len());
 
-    // A message received more than the maximum (5 in the template) goes to the DLQ;
-    // redrive brings it back.
+    // A message received more than the maximum (the template's MaxReceiveCount) goes to
+    // the DLQ; redrive brings it back.
+    let max_receives: u32 = orglink_harness::Template::project()
+        .unwrap()
+        .parameters(&Default::default())
+        .unwrap()["MaxReceiveCount"]
+        .parse()
+        .unwrap();
     let poison = message(3, "poison");
     queue.send(&poison).await.unwrap();
-    for attempt in 1..=5 {
+    for attempt in 1..=max_receives {
         let got = queue.receive(1, Some(60)).await.unwrap();
         assert_eq!(got.len(), 1, "attempt {attempt}");
         assert_eq!(got[0].receive_count, attempt);
