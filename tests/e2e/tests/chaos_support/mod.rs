@@ -423,7 +423,7 @@ impl Report {
 }
 
 /// Both clients on the deployment's shared budget (the worker's configuration), for the
-/// backfill.
+/// backfill, drawing through `PatientBudget` as the CLI's do.
 async fn backfill_clients(
     w: &World,
     settings: &WorkerSettings,
@@ -432,10 +432,14 @@ async fn backfill_clients(
 ) -> (SalesforceClient, ZendeskClient) {
     let names = w.stack.names().expect("names");
     let db = aws_sdk_dynamodb::Client::new(w.aws.sdk_config());
-    let budget = Arc::new(SharedRateBudget::new(
-        Arc::new(DynamoBudget::new(db, &names.rate_budget_table)),
-        settings.salesforce_budget(),
-        settings.zendesk_budget(),
+    // As `orglink backfill` draws: short waits the shared budget names are waited out.
+    let budget = Arc::new(orglink_shared::backfill::PatientBudget::new(
+        Arc::new(SharedRateBudget::new(
+            Arc::new(DynamoBudget::new(db, &names.rate_budget_table)),
+            settings.salesforce_budget(),
+            settings.zendesk_budget(),
+        )),
+        orglink_shared::backfill::DEFAULT_MAX_BUDGET_WAIT,
     ));
     let sf = SalesforceClient::connect(
         settings.salesforce.clone(),
