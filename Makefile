@@ -218,3 +218,7 @@ deny: $(CARGO_DENY)
 		echo "deny: advisories NOT checked: no RustSec snapshot at $(ADVISORY_DB_TARBALL) (docs/security.md)"; \
 		$(CARGO_DENY) --offline check licenses bans sources; \
 	fi
+	@# deny.toml lets orglink-cli wrap rsa for the demo's throwaway key: never in what ships.
+	@if $(CARGO) tree --offline -q -p orglink-cli -e normal,build | grep -q ' rsa v'; then \
+		echo "deny: rsa reached orglink-cli's normal dependencies (deny.toml allows it for the demo only)"; exit 1; \
+	fi
