@@ -30,7 +30,12 @@ fn last_fates(fates: &[MessageFate]) -> BTreeMap<String, MessageFate> {
             | MessageFate::Requeued { message_id }
             | MessageFate::Poison { message_id } => message_id.clone(),
         };
-        out.insert(id, f.clone());
+        // Done is final: the message was deleted. A later fate for the same id is a stale
+        // copy (received again after its visibility ran out, while the first was still being
+        // handled), so it does not replace Done.
+        if !matches!(out.get(&id), Some(MessageFate::Done { .. })) {
+            out.insert(id, f.clone());
+        }
     }
     out
 }
