@@ -31,6 +31,19 @@ impl Template {
         Self::load(&crate::repo_root().join("infra/template.yaml"))
     }
 
+    /// The sync queue's redrive count as the project's template deploys it (the default of
+    /// its `MaxReceiveCount` parameter), for in-memory queues that must dead-letter where SQS
+    /// would and for tests of the redrive itself.
+    pub fn max_receive_count() -> u32 {
+        let template = Self::project().expect("infra/template.yaml loads");
+        let parameters = template
+            .parameters(&BTreeMap::new())
+            .expect("template parameters");
+        parameters["MaxReceiveCount"]
+            .parse()
+            .expect("MaxReceiveCount has a numeric default")
+    }
+
     pub fn load(path: &Path) -> Result<Template, HarnessError> {
         let text = std::fs::read_to_string(path).map_err(|source| HarnessError::ReadTemplate {
             path: path.to_path_buf(),

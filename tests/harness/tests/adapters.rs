@@ -766,17 +766,6 @@ fn message(acct: u32, event: &str) -> QueueMessage {
     }
 }
 
-/// The sync queue's redrive count as the template deploys it (its `MaxReceiveCount` default),
-/// for the SQS queue the stack builds and the in-memory twin alike.
-fn template_max_receives() -> u32 {
-    orglink_harness::Template::project()
-        .unwrap()
-        .parameters(&Default::default())
-        .unwrap()["MaxReceiveCount"]
-        .parse()
-        .unwrap()
-}
-
 async fn queue_contract<S: WorkQueue>(queue: Arc<S>) {
     let a1 = message(1, "e1");
     let a2 = message(1, "e2");
@@ -832,7 +821,7 @@ async fn queue_contract<S: WorkQueue>(queue: Arc<S>) {
 
     // A message received more than the maximum (the template's MaxReceiveCount) goes to
     // the DLQ; redrive brings it back.
-    let max_receives = template_max_receives();
+    let max_receives = orglink_harness::Template::max_receive_count();
     let poison = message(3, "poison");
     queue.send(&poison).await.unwrap();
     for attempt in 1..=max_receives {
@@ -874,7 +863,7 @@ both!(
     queue_memory,
     queue_sqs,
     queue_contract,
-    MemoryQueue::new(360, template_max_receives()),
+    MemoryQueue::new(360, orglink_harness::Template::max_receive_count()),
     |aws, names| SqsQueue::new(aws.sqs(), names.sync_queue_url, names.sync_dlq_url)
 );
 

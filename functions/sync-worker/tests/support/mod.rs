@@ -46,17 +46,10 @@ pub struct Env {
     admin: reqwest::Client,
 }
 
-/// The sync queue's redrive count as the template deploys it (the default of its
-/// `MaxReceiveCount` parameter), so the in-memory queue dead-letters where SQS would.
+/// The sync queue's redrive count as the template deploys it, so the in-memory queue
+/// dead-letters where SQS would.
 pub fn template_max_receive_count() -> u32 {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/template.yaml");
-    let text = std::fs::read_to_string(path).expect("infra/template.yaml is readable");
-    text.lines()
-        .skip_while(|l| l.trim() != "MaxReceiveCount:")
-        .take(4)
-        .find_map(|l| l.trim().strip_prefix("Default:"))
-        .and_then(|d| d.trim().parse().ok())
-        .expect("MaxReceiveCount has a numeric default")
+    orglink_harness::Template::max_receive_count()
 }
 
 pub fn settings() -> WorkerSettings {
