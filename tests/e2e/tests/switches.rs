@@ -129,26 +129,6 @@ fn worker_world(sf_switches: &Value) -> Value {
     })
 }
 
-/// The last fate of every message id the runner saw.
-fn last_fates(fates: &[MessageFate]) -> BTreeMap<String, MessageFate> {
-    let mut out = BTreeMap::new();
-    for f in fates {
-        let id = match f {
-            MessageFate::Done { message_id, .. }
-            | MessageFate::RetryLater { message_id }
-            | MessageFate::Requeued { message_id }
-            | MessageFate::Poison { message_id } => message_id.clone(),
-        };
-        // Done is final: the message was deleted. A later fate for the same id is a stale
-        // copy (received again after its visibility ran out, while the first was still being
-        // handled), so it does not replace Done.
-        if !matches!(out.get(&id), Some(MessageFate::Done { .. })) {
-            out.insert(id, f.clone());
-        }
-    }
-    out
-}
-
 /// Runs the worker world with these switches (Salesforce's from the scenario, so they hold from
 /// the first token; Zendesk's posted before any event) and checks orglink's promise.
 async fn worker_promise_holds(label: &str, sf_switches: Value, zd_switches: Value) {

@@ -20,26 +20,6 @@ use orglink_sync_worker::sync::now_ms;
 use orglink_sync_worker::{CrashPoint, WorkerSettings};
 use worker_support::*;
 
-/// The last fate of every message id the runner saw.
-fn last_fates(fates: &[MessageFate]) -> BTreeMap<String, MessageFate> {
-    let mut out = BTreeMap::new();
-    for f in fates {
-        let id = match f {
-            MessageFate::Done { message_id, .. }
-            | MessageFate::RetryLater { message_id }
-            | MessageFate::Requeued { message_id }
-            | MessageFate::Poison { message_id } => message_id.clone(),
-        };
-        // Done is final: the message was deleted. A later fate for the same id is a stale
-        // copy (received again after its visibility ran out, while the first was still being
-        // handled), so it does not replace Done.
-        if !matches!(out.get(&id), Some(MessageFate::Done { .. })) {
-            out.insert(id, f.clone());
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_kind_links_end_to_end_and_every_message_is_accounted_for() {
     let kinds = EventKind::ALL;

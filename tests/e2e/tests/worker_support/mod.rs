@@ -4,6 +4,7 @@
 //! runner around the real handler.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use orglink_shared::sync_request::{RequestSource, SyncRequest};
 use orglink_shared::zendesk::ZendeskConfig;
 use orglink_sync_worker::WorkerSettings;
 use orglink_sync_worker::aws::{AwsWorker, WorkerEnv, from_aws};
+use orglink_sync_worker::batch::MessageFate;
 use orglink_sync_worker::runner::{RunReport, RunnerConfig, run};
 use orglink_sync_worker::settings::SETTINGS_ENV;
 
@@ -378,4 +380,24 @@ pub async fn assert_only_link_fields_written(w: &World) {
             );
         }
     }
+}
+
+/// The final fate of every message id the runner saw: its last one, except that Done stays.
+pub fn last_fates(fates: &[MessageFate]) -> BTreeMap<String, MessageFate> {
+    let mut out = BTreeMap::new();
+    for f in fates {
+        let id = match f {
+            MessageFate::Done { message_id, .. }
+            | MessageFate::RetryLater { message_id }
+            | MessageFate::Requeued { message_id }
+            | MessageFate::Poison { message_id } => message_id.clone(),
+        };
+        // Done is final: the message was deleted. A later fate for the same id is a stale
+        // copy (received again after its visibility ran out, while the first was still being
+        // handled), so it does not replace Done.
+        if !matches!(out.get(&id), Some(MessageFate::Done { .. })) {
+            out.insert(id, f.clone());
+        }
+    }
+    out
 }
