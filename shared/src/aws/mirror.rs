@@ -348,6 +348,18 @@ mod dynamo_impl {
             ("domain".into(), s(domain)),
             ("org_id".into(), s(org.to_string())),
         ]);
+        put_write(item)
+    }
+
+    fn domain_delete(org: OrgId, domain: &str) -> WriteRequest {
+        delete_write(Item::from([
+            ("pk".into(), s(org_pk(org))),
+            ("sk".into(), s(format!("domain#{domain}"))),
+        ]))
+    }
+
+    /// One BatchWriteItem put of `item`.
+    fn put_write(item: Item) -> WriteRequest {
         let put = PutRequest::builder()
             .set_item(Some(item))
             .build()
@@ -355,11 +367,8 @@ mod dynamo_impl {
         WriteRequest::builder().put_request(put).build()
     }
 
-    fn domain_delete(org: OrgId, domain: &str) -> WriteRequest {
-        let key = Item::from([
-            ("pk".into(), s(org_pk(org))),
-            ("sk".into(), s(format!("domain#{domain}"))),
-        ]);
+    /// One BatchWriteItem delete of the item at `key`.
+    fn delete_write(key: Item) -> WriteRequest {
         let del = DeleteRequest::builder()
             .set_key(Some(key))
             .build()
@@ -617,11 +626,7 @@ mod dynamo_impl {
                         ),
                         ("sk".into(), item.get("sk").cloned().unwrap_or(s(ORG_SK))),
                     ]);
-                    let del = DeleteRequest::builder()
-                        .set_key(Some(key))
-                        .build()
-                        .expect("key set");
-                    WriteRequest::builder().delete_request(del).build()
+                    delete_write(key)
                 })
                 .collect();
             self.batch_write(writes).await
@@ -778,11 +783,7 @@ mod dynamo_impl {
                         ("sk".into(), s(LISTED_SK)),
                         ("listing".into(), s(listing)),
                     ]);
-                    let put = PutRequest::builder()
-                        .set_item(Some(item))
-                        .build()
-                        .expect("item set");
-                    WriteRequest::builder().put_request(put).build()
+                    put_write(item)
                 })
                 .collect();
             self.batch_write(writes).await
