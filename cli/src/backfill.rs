@@ -6,17 +6,15 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use orglink_shared::aws::ResourceNames;
 use orglink_shared::aws::budget::MemoryBudget;
 use orglink_shared::aws::claims::{DynamoClaims, MemoryClaims};
 use orglink_shared::aws::exceptions::{DynamoExceptions, MemoryExceptions};
 use orglink_shared::aws::links::{DynamoLinks, MemoryLinks};
 use orglink_shared::aws::mirror::{DynamoMirror, MemoryMirror};
-use orglink_shared::aws::{
-    ClaimStore, ExceptionStore, LinkStore, OrgMirror, SharedRateBudget, budget::DynamoBudget,
-};
+use orglink_shared::aws::{ClaimStore, ExceptionStore, LinkStore, OrgMirror, SharedRateBudget};
 use orglink_shared::backfill::{
     ApplyReport, Backfill, BackfillError, DEFAULT_MAX_BUDGET_WAIT, FailPoint, PatientBudget,
     PlanFile, Progress, Settings, journal::Journal,
@@ -63,6 +61,11 @@ pub struct Common {
     /// Stop when this many Salesforce daily calls or fewer remain.
     #[arg(long, default_value_t = 5000)]
     salesforce_daily_reserve: u64,
+    /// Seconds one call may wait, beyond the client's own wait, for the shared rate budget
+    /// before the run stops with the budget's reason (live workers share it). 0: stop at the
+    /// first refusal.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_BUDGET_WAIT.as_secs())]
+    max_budget_wait: u64,
     /// No progress bar (it is drawn only on a terminal anyway).
     #[arg(long)]
     quiet: bool,
@@ -125,8 +128,6 @@ pub enum BackfillCliError {
     #[error(transparent)]
     Context(#[from] context::OpsError),
     #[error(transparent)]
-    Names(#[from] orglink_shared::aws::names::MissingNames),
-    #[error(transparent)]
     Backfill(#[from] BackfillError),
 }
 
@@ -171,10 +172,11 @@ struct Clients {
 async fn connect(
     config: &Config,
     budget: Arc<dyn RateBudget>,
+    max_budget_wait: Duration,
 ) -> Result<Clients, BackfillCliError> {
     // Beside live workers the shared budget often asks for a short wait: sit it out rather
     // than stop (docs/backfill.md, "Rate budget").
-    let budget: Arc<dyn RateBudget> = Arc::new(PatientBudget::new(budget, DEFAULT_MAX_BUDGET_WAIT));
+    let budget: Arc<dyn RateBudget> = Arc::new(PatientBudget::new(budget, max_budget_wait));
     let (creds, _) = context::load_credentials().await?;
     let calls = CallLog::new();
     let salesforce = SalesforceClient::connect(
@@ -254,19 +256,13 @@ async fn state(common: &Common) -> Result<State, BackfillCliError> {
             )),
         },
         StateKind::Dynamodb => {
-            let names = ResourceNames::from_env()?;
-            let aws = context::aws_sdk().await;
-            let db = aws_sdk_dynamodb::Client::new(&aws);
+            let deployment = context::State::from_env().await?;
             State::Dynamo {
-                claims: DynamoClaims::new(db.clone(), &names.claims_table),
-                links: DynamoLinks::new(db.clone(), &names.links_table),
-                exceptions: DynamoExceptions::new(db.clone(), &names.exceptions_table),
-                mirror: DynamoMirror::new(db.clone(), &names.org_mirror_table),
-                budget: Arc::new(SharedRateBudget::new(
-                    Arc::new(DynamoBudget::new(db, &names.rate_budget_table)),
-                    sf,
-                    zd,
-                )),
+                claims: deployment.claims(),
+                links: deployment.links(),
+                exceptions: deployment.exceptions(),
+                mirror: deployment.mirror(),
+                budget: Arc::new(deployment.rate_budget(sf, zd)),
             }
         }
     })
@@ -406,7 +402,7 @@ where
     M: OrgMirror,
 {
     // Connecting checks both systems against the binding before anything is read.
-    let clients = connect(config, budget).await?;
+    let clients = connect(config, budget, Duration::from_secs(common.max_budget_wait)).await?;
     let policy = DomainPolicy::default();
     let progress = if common.quiet {
         Progress::hidden()
@@ -476,5 +472,42 @@ fn print_report(r: &ApplyReport) {
     }
     for f in &r.failed {
         println!("  failed {}: {}", f.account, f.reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: BackfillCommand,
+    }
+
+    fn common(args: &[&str]) -> Common {
+        let mut argv = vec!["backfill", "plan", "--out", "plan.json"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).expect("arguments parse").command {
+            BackfillCommand::Plan(p) => p.common,
+            BackfillCommand::Apply(_) => unreachable!("a plan command"),
+        }
+    }
+
+    #[test]
+    fn the_budget_wait_bound_defaults_to_the_library_bound_and_can_be_set() {
+        assert_eq!(
+            Duration::from_secs(common(&[]).max_budget_wait),
+            DEFAULT_MAX_BUDGET_WAIT
+        );
+        assert_eq!(common(&["--max-budget-wait", "300"]).max_budget_wait, 300);
+        assert_eq!(common(&["--max-budget-wait", "0"]).max_budget_wait, 0);
+        assert!(
+            Cli::try_parse_from(["backfill", "plan", "--out", "p", "--max-budget-wait", "1m"])
+                .is_err(),
+            "seconds only"
+        );
     }
 }

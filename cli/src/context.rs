@@ -267,7 +267,6 @@ pub async fn aws_sdk() -> aws_config::SdkConfig {
 
 /// orglink's state: tables and queues named by the environment, as the functions have them.
 pub struct State {
-    pub names: ResourceNames,
     deployment: Deployment,
 }
 
@@ -275,8 +274,7 @@ impl State {
     pub async fn from_env() -> Result<State, OpsError> {
         let names = ResourceNames::from_env()?;
         Ok(State {
-            deployment: Deployment::new(&aws_sdk().await, names.clone()),
-            names,
+            deployment: Deployment::new(&aws_sdk().await, names),
         })
     }
 
@@ -299,6 +297,19 @@ impl State {
 
     pub fn claims(&self) -> orglink_shared::aws::claims::DynamoClaims {
         self.deployment.claims()
+    }
+
+    pub fn mirror(&self) -> orglink_shared::aws::mirror::DynamoMirror {
+        self.deployment.mirror()
+    }
+
+    /// The rate budget the deployed functions share, in its table.
+    pub fn rate_budget(
+        &self,
+        salesforce: orglink_shared::http::BudgetConfig,
+        zendesk: orglink_shared::http::BudgetConfig,
+    ) -> orglink_shared::aws::SharedRateBudget<orglink_shared::aws::budget::DynamoBudget> {
+        self.deployment.rate_budget(salesforce, zendesk)
     }
 }
 

@@ -11,7 +11,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use orglink_shared::aws::exceptions::ExceptionFilter;
-use orglink_shared::aws::mirror::{DynamoMirror, OrgMirror};
+use orglink_shared::aws::mirror::OrgMirror;
 use orglink_shared::aws::{ClaimStore, ExceptionStatus, ExceptionStore, LinkStore};
 use orglink_shared::contract::{Config, LinkField};
 use orglink_shared::domain::{Domain, DomainPolicy};
@@ -168,15 +168,13 @@ async fn live(
     let (domain_decision, domain) =
         candidates::lookup_domain(&DomainPolicy::default(), &account, last_written.as_ref());
     let domain_orgs: Vec<OrgId> = match &domain {
-        Some(d) => DynamoMirror::new(
-            aws_sdk_dynamodb::Client::new(&context::aws_sdk().await),
-            state.names.org_mirror_table.clone(),
-        )
-        .by_domain(d.as_str())
-        .await?
-        .iter()
-        .map(|m| m.id)
-        .collect(),
+        Some(d) => state
+            .mirror()
+            .by_domain(d.as_str())
+            .await?
+            .iter()
+            .map(|m| m.id)
+            .collect(),
         None => Vec::new(),
     };
     let found = candidates::gather(
