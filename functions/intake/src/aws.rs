@@ -4,12 +4,12 @@
 
 use aws_config::SdkConfig;
 
-use orglink_shared::aws::SecretSource;
 use orglink_shared::aws::exceptions::DynamoExceptions;
 use orglink_shared::aws::links::DynamoLinks;
 use orglink_shared::aws::mirror::DynamoMirror;
 use orglink_shared::aws::queue::SqsQueue;
 use orglink_shared::aws::secrets::SecretsManagerSecret;
+use orglink_shared::aws::{Deployment, SecretSource};
 
 use crate::{Environment, Intake, IntakeSecrets, StartError};
 
@@ -25,17 +25,12 @@ pub async fn from_aws(sdk: &SdkConfig, env: &Environment) -> Result<AwsIntake, S
     .await
     .map_err(|e| StartError::Secret(e.to_string()))?;
     let secrets = IntakeSecrets::from_json(secret.expose())?;
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let names = &env.names;
+    let deployment = Deployment::new(sdk, env.names.clone());
     Ok(Intake::new(
-        SqsQueue::new(
-            aws_sdk_sqs::Client::new(sdk),
-            names.sync_queue_url.clone(),
-            names.sync_dlq_url.clone(),
-        ),
-        DynamoLinks::new(dynamodb.clone(), names.links_table.clone()),
-        DynamoMirror::new(dynamodb.clone(), names.org_mirror_table.clone()),
-        DynamoExceptions::new(dynamodb, names.exceptions_table.clone()),
+        deployment.queue(),
+        deployment.links(),
+        deployment.mirror(),
+        deployment.exceptions(),
         env.config.clone(),
         secrets,
     ))
