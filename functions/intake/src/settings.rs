@@ -104,9 +104,32 @@ impl RawPair {
         if self.current.expose().trim().is_empty() {
             return Err(format!("{at}.current is empty"));
         }
+        printable(&self.current, &format!("{at}.current"))?;
         let previous = self.previous.filter(|p| !p.expose().trim().is_empty());
+        if let Some(p) = &previous {
+            printable(p, &format!("{at}.previous"))?;
+        }
         Ok(SigningSecrets::new(self.current, previous))
     }
+}
+
+/// A signing secret is printable text without surrounding whitespace. A secret pasted with its
+/// newline would make every signature fail (the sender signs without it), and HMAC pads keys
+/// with NUL bytes, so `"k"` and `"k\0"` would be one key (found by fuzzing,
+/// docs/reliability.md). The error names the key and the problem, never the value.
+fn printable(secret: &Secret, at: &str) -> Result<(), String> {
+    let value = secret.expose();
+    if value.chars().any(char::is_control) {
+        return Err(format!(
+            "{at} contains a control character (a newline, tab or NUL?); store the secret as printable text, e.g. from `openssl rand -hex 32`"
+        ));
+    }
+    if value.trim() != value {
+        return Err(format!(
+            "{at} starts or ends with a space; store the secret without it"
+        ));
+    }
+    Ok(())
 }
 
 impl IntakeSecrets {
@@ -181,6 +204,22 @@ mod tests {
                 "salesforce.current is empty",
             ),
             (r#"{"salesforce":"hunter2"}"#, "wrong type"),
+            (
+                r#"{"salesforce":{"current":"hunter2\n"}}"#,
+                "salesforce.current contains a control character",
+            ),
+            (
+                r#"{"salesforce":{"current":"ok","previous":"hunter2\u0000"}}"#,
+                "salesforce.previous contains a control character",
+            ),
+            (
+                r#"{"salesforce":{"current":"ok"},"zendesk_webhook":{"current":"\thunter2"}}"#,
+                "zendesk_webhook.current contains a control character",
+            ),
+            (
+                r#"{"salesforce":{"current":" hunter2"}}"#,
+                "salesforce.current starts or ends with a space",
+            ),
             ("hunter2", "not JSON"),
         ] {
             let e = IntakeSecrets::from_json(bad).unwrap_err().to_string();
