@@ -11,6 +11,8 @@ pub mod domain;
 pub mod exceptions;
 pub mod http;
 pub mod ids;
+#[cfg(feature = "aws")]
+pub mod logging;
 pub mod mapping;
 pub mod metrics;
 pub mod model;

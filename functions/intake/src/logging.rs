@@ -1,30 +1,4 @@
-//! JSON logs, one object per line with the event's fields at the top level (CloudWatch Logs
-//! Insights reads them as columns). Intake logs account ids, event ids, outcomes and reasons;
-//! secrets are held in types that print `<redacted>`, and no handler logs a header or a body.
+//! Intake's JSON logs: the subscriber every function installs (`orglink_shared::logging`).
+//! Intake logs account ids, event ids, outcomes and reasons; no header or body.
 
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
-
-/// The subscriber `main` installs, writing to `writer` (stdout in Lambda; a buffer in the
-/// tests that check what reaches the log). `filter` is an `EnvFilter` directive (`info`).
-pub fn json_subscriber<W>(writer: W, filter: &str) -> impl tracing::Subscriber + Send + Sync
-where
-    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
-{
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_target(false)
-        .with_env_filter(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(writer)
-        .finish()
-}
-
-/// The level Lambda asks for (`AWS_LAMBDA_LOG_LEVEL`), else `RUST_LOG`, else `info`.
-pub fn filter_from_env() -> String {
-    std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .map(|l| l.to_ascii_lowercase())
-        .unwrap_or_else(|_| "info".into())
-}
+pub use orglink_shared::logging::{filter_from_env, json_subscriber};

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use orglink_shared::logging::{filter_from_env, json_subscriber};
 use serde_json::{Value, json};
-use tracing_subscriber::EnvFilter;
 
 use orglink_reconcile::aws::{self, FUNCTION_NAME_ENV, ReconcileEnv};
 use orglink_reconcile::{Limits, ReconcileEvent, Step};
@@ -23,13 +23,7 @@ fn deadline_instant(deadline_ms: u64) -> Instant {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            EnvFilter::try_from_env("ORGLINK_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tracing::subscriber::set_global_default(json_subscriber(std::io::stdout, &filter_from_env()))?;
     let env = ReconcileEnv::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "reconcile cannot start"))?;
     if env.default_config {
