@@ -14,21 +14,16 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 
-use orglink_shared::aws::deployment::{
-    EnvConfigError, config_from_lookup, credentials_from_secret,
-};
+use orglink_shared::aws::deployment::{config_from_lookup, connect_clients};
 use orglink_shared::aws::exceptions::DynamoExceptions;
 use orglink_shared::aws::links::DynamoLinks;
 use orglink_shared::aws::mirror::DynamoMirror;
-use orglink_shared::aws::names::MissingNames;
 use orglink_shared::aws::queue::SqsQueue;
 use orglink_shared::aws::runs::DynamoRuns;
 use orglink_shared::aws::{Deployment, ResourceNames};
-use orglink_shared::contract::{Config, ConfigError};
+use orglink_shared::contract::Config;
 use orglink_shared::domain::DomainPolicy;
 use orglink_shared::http::{CallLog, RateBudget};
-use orglink_shared::salesforce::SalesforceClient;
-use orglink_shared::zendesk::ZendeskClient;
 
 use crate::event::ReconcileEvent;
 use crate::review::DynamoLists;
@@ -36,7 +31,7 @@ use crate::run::{Ports, Reconciler, Stores};
 use crate::settings::{ReconcileSettings, SettingsError};
 use crate::summary::MetricsConfig;
 
-pub use orglink_shared::aws::deployment::{CONFIG_FILE_ENV, CONFIG_TOML_ENV};
+pub use orglink_shared::aws::deployment::{CONFIG_FILE_ENV, CONFIG_TOML_ENV, StartError};
 /// Set by Lambda: the function to invoke for a continuation.
 pub const FUNCTION_NAME_ENV: &str = "AWS_LAMBDA_FUNCTION_NAME";
 
@@ -53,34 +48,6 @@ impl Ports for AwsPorts {
 }
 
 pub type AwsReconciler = Reconciler<AwsPorts>;
-
-/// Why reconcile cannot start. None carries a secret value.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    MissingNames(#[from] MissingNames),
-    #[error("the configuration named by {CONFIG_FILE_ENV} cannot be read: {0}")]
-    ConfigFile(String),
-    #[error("the configuration is invalid: {0}")]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
-    #[error("the credentials secret cannot be read: {0}")]
-    Secret(String),
-    #[error("cannot connect to Salesforce: {0}")]
-    Salesforce(String),
-    #[error("cannot connect to Zendesk: {0}")]
-    Zendesk(String),
-}
-
-impl From<EnvConfigError> for StartError {
-    fn from(e: EnvConfigError) -> Self {
-        match e {
-            EnvConfigError::File(detail) => StartError::ConfigFile(detail),
-            EnvConfigError::Invalid(e) => StartError::Config(e),
-        }
-    }
-}
 
 /// The environment reconcile runs in.
 #[derive(Debug, Clone)]
@@ -145,33 +112,23 @@ pub async fn from_aws(
     env: &ReconcileEnv,
     calls: CallLog,
 ) -> Result<AwsReconciler, StartError> {
-    let creds = credentials_from_secret(sdk, &env.names.secret_id)
-        .await
-        .map_err(|e| StartError::Secret(e.to_string()))?;
     let deployment = Deployment::new(sdk, env.names.clone());
     let budget: Arc<dyn RateBudget> = Arc::new(deployment.rate_budget(
         env.settings.salesforce_budget(),
         env.settings.zendesk_budget(),
     ));
-    let binding = env.config.binding();
-    let salesforce = SalesforceClient::connect(
-        env.settings.salesforce.clone(),
-        creds.salesforce,
-        binding,
-        budget.clone(),
-        calls.clone(),
-    )
-    .await
-    .map_err(|e| StartError::Salesforce(e.to_string()))?;
-    let zendesk = ZendeskClient::connect(
-        env.settings.zendesk.clone(),
-        creds.zendesk,
-        binding,
+    let (salesforce, zendesk) = connect_clients(
+        sdk,
+        &env.names,
+        env.config.binding(),
+        (
+            env.settings.salesforce.clone(),
+            env.settings.zendesk.clone(),
+        ),
         budget,
         calls.clone(),
     )
-    .await
-    .map_err(|e| StartError::Zendesk(e.to_string()))?;
+    .await?;
     Ok(Reconciler {
         config: env.config.clone(),
         policy: DomainPolicy::default(),
@@ -200,4 +157,10 @@ pub async fn continue_in_new_invocation(
         .await
         .map_err(|e| format!("{}", aws_sdk_lambda::error::DisplayErrorContext(e)))?;
     Ok(())
+}
+
+impl From<SettingsError> for StartError {
+    fn from(e: SettingsError) -> Self {
+        StartError::Settings(e.to_string())
+    }
 }

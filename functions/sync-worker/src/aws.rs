@@ -7,28 +7,23 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 
 use orglink_shared::aws::claims::DynamoClaims;
-use orglink_shared::aws::deployment::{
-    EnvConfigError, config_from_lookup, credentials_from_secret,
-};
+use orglink_shared::aws::deployment::{config_from_lookup, connect_clients};
 use orglink_shared::aws::exceptions::DynamoExceptions;
 use orglink_shared::aws::idempotency::{DynamoIdempotency, IdempotencyConfig};
 use orglink_shared::aws::links::DynamoLinks;
 use orglink_shared::aws::lists::DynamoLists;
 use orglink_shared::aws::mirror::DynamoMirror;
-use orglink_shared::aws::names::MissingNames;
 use orglink_shared::aws::queue::SqsQueue;
 use orglink_shared::aws::{Deployment, ResourceNames};
-use orglink_shared::contract::{Config, ConfigError};
+use orglink_shared::contract::Config;
 use orglink_shared::http::{CallLog, RateBudget};
 use orglink_shared::metrics::MetricsConfig;
-use orglink_shared::salesforce::SalesforceClient;
-use orglink_shared::zendesk::ZendeskClient;
 
 use crate::metrics::Metrics;
 use crate::settings::{SettingsError, WorkerSettings};
 use crate::{Ports, Stores, Worker};
 
-pub use orglink_shared::aws::deployment::{CONFIG_FILE_ENV, CONFIG_TOML_ENV};
+pub use orglink_shared::aws::deployment::{CONFIG_FILE_ENV, CONFIG_TOML_ENV, StartError};
 
 /// The AWS adapters.
 pub struct AwsPorts;
@@ -44,34 +39,6 @@ impl Ports for AwsPorts {
 }
 
 pub type AwsWorker = Worker<AwsPorts>;
-
-/// Why the worker cannot start. Each says what to fix; none carries a secret value.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    MissingNames(#[from] MissingNames),
-    #[error("the configuration named by {CONFIG_FILE_ENV} cannot be read: {0}")]
-    ConfigFile(String),
-    #[error("the configuration is invalid: {0}")]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
-    #[error("the credentials secret cannot be read: {0}")]
-    Secret(String),
-    #[error("cannot connect to Salesforce: {0}")]
-    Salesforce(String),
-    #[error("cannot connect to Zendesk: {0}")]
-    Zendesk(String),
-}
-
-impl From<EnvConfigError> for StartError {
-    fn from(e: EnvConfigError) -> Self {
-        match e {
-            EnvConfigError::File(detail) => StartError::ConfigFile(detail),
-            EnvConfigError::Invalid(e) => StartError::Config(e),
-        }
-    }
-}
 
 /// The environment the worker runs in.
 #[derive(Debug, Clone)]
@@ -111,9 +78,6 @@ pub async fn from_aws(
     env: &WorkerEnv,
     calls: CallLog,
 ) -> Result<AwsWorker, StartError> {
-    let creds = credentials_from_secret(sdk, &env.names.secret_id)
-        .await
-        .map_err(|e| StartError::Secret(e.to_string()))?;
     let deployment = Deployment::new(sdk, env.names.clone());
     // EMF on stdout, where CloudWatch Logs reads it.
     let metrics = Metrics::new(env.metrics.clone(), Arc::new(|line| println!("{line}")));
@@ -122,25 +86,18 @@ pub async fn from_aws(
         env.settings.zendesk_budget(),
     ));
     let budget = metrics.counting(budget);
-    let binding = env.config.binding();
-    let salesforce = SalesforceClient::connect(
-        env.settings.salesforce.clone(),
-        creds.salesforce,
-        binding,
-        budget.clone(),
-        calls.clone(),
-    )
-    .await
-    .map_err(|e| StartError::Salesforce(e.to_string()))?;
-    let zendesk = ZendeskClient::connect(
-        env.settings.zendesk.clone(),
-        creds.zendesk,
-        binding,
+    let (salesforce, zendesk) = connect_clients(
+        sdk,
+        &env.names,
+        env.config.binding(),
+        (
+            env.settings.salesforce.clone(),
+            env.settings.zendesk.clone(),
+        ),
         budget,
         calls,
     )
-    .await
-    .map_err(|e| StartError::Zendesk(e.to_string()))?;
+    .await?;
     let stores = Stores::<AwsPorts> {
         idempotency: deployment.idempotency(IdempotencyConfig::default()),
         links: deployment.links(),
@@ -158,4 +115,10 @@ pub async fn from_aws(
         stores,
     )
     .with_metrics(metrics))
+}
+
+impl From<SettingsError> for StartError {
+    fn from(e: SettingsError) -> Self {
+        StartError::Settings(e.to_string())
+    }
 }

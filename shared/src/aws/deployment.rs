@@ -14,13 +14,16 @@ use super::idempotency::{DynamoIdempotency, IdempotencyConfig};
 use super::links::DynamoLinks;
 use super::lists::DynamoLists;
 use super::mirror::DynamoMirror;
+use super::names::MissingNames;
 use super::queue::SqsQueue;
 use super::runs::DynamoRuns;
 use super::secrets::SecretsManagerSecret;
 use super::{ResourceNames, SecretSource, SharedRateBudget, StoreError};
-use crate::contract::{Config, ConfigError};
+use crate::contract::{Binding, Config, ConfigError};
 use crate::credentials::{Credentials, CredentialsError};
-use crate::http::BudgetConfig;
+use crate::http::{BudgetConfig, CallLog, RateBudget};
+use crate::salesforce::{SalesforceClient, SalesforceConfig};
+use crate::zendesk::{ZendeskClient, ZendeskConfig};
 
 /// A path to the deployment's configuration TOML.
 pub const CONFIG_FILE_ENV: &str = "ORGLINK_CONFIG_FILE";
@@ -50,6 +53,65 @@ pub fn config_from_lookup(
         (_, Some(text)) if !text.trim().is_empty() => Ok((Config::from_toml(&text)?, false)),
         _ => Ok((Config::embedded_default(), true)),
     }
+}
+
+/// Why a function (the worker, reconcile) cannot start. Each says what to fix; none carries a
+/// secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    MissingNames(#[from] MissingNames),
+    #[error("the configuration named by {CONFIG_FILE_ENV} cannot be read: {0}")]
+    ConfigFile(String),
+    #[error("the configuration is invalid: {0}")]
+    Config(#[from] ConfigError),
+    /// The function's settings variable is invalid (the text names the variable and the key).
+    #[error("{0}")]
+    Settings(String),
+    #[error("the credentials secret cannot be read: {0}")]
+    Secret(String),
+    #[error("cannot connect to Salesforce: {0}")]
+    Salesforce(String),
+    #[error("cannot connect to Zendesk: {0}")]
+    Zendesk(String),
+}
+
+impl From<EnvConfigError> for StartError {
+    fn from(e: EnvConfigError) -> Self {
+        match e {
+            EnvConfigError::File(detail) => StartError::ConfigFile(detail),
+            EnvConfigError::Invalid(e) => StartError::Config(e),
+        }
+    }
+}
+
+/// Both clients of a function: the credentials read from the deployment's secret, each client
+/// connected and checked against the binding, both drawing from `budget`, every call counted
+/// in `calls`.
+pub async fn connect_clients(
+    sdk: &SdkConfig,
+    names: &ResourceNames,
+    binding: &Binding,
+    (salesforce, zendesk): (SalesforceConfig, ZendeskConfig),
+    budget: Arc<dyn RateBudget>,
+    calls: CallLog,
+) -> Result<(SalesforceClient, ZendeskClient), StartError> {
+    let creds = credentials_from_secret(sdk, &names.secret_id)
+        .await
+        .map_err(|e| StartError::Secret(e.to_string()))?;
+    let salesforce = SalesforceClient::connect(
+        salesforce,
+        creds.salesforce,
+        binding,
+        budget.clone(),
+        calls.clone(),
+    )
+    .await
+    .map_err(|e| StartError::Salesforce(e.to_string()))?;
+    let zendesk = ZendeskClient::connect(zendesk, creds.zendesk, binding, budget, calls)
+        .await
+        .map_err(|e| StartError::Zendesk(e.to_string()))?;
+    Ok((salesforce, zendesk))
 }
 
 /// Why the credentials secret gives no credentials. Neither carries the secret's value.
