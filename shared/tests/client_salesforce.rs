@@ -191,7 +191,8 @@ async fn a_token_expiring_in_the_middle_of_a_10000_record_query() {
     let calls = CallLog::new();
     let sf = sb.salesforce(roomy_budget(), calls.clone()).await.unwrap();
     // Each token dies after 2 API calls: the 5 pages need at least two refreshes.
-    sb.sf_post("switches", json!({"session_max_calls": 2}))
+    sb.admin
+        .sf_post("switches", json!({"session_max_calls": 2}))
         .await;
     let ids: Vec<String> = sf
         .query("SELECT Id, Name FROM Account ORDER BY Id")
@@ -232,11 +233,12 @@ async fn server_errors_and_dropped_connections_are_retried() {
     )
     .await
     .unwrap();
-    sb.sf_post(
-        "faults",
-        json!({"seed": 7, "default": {"error_5xx": 0.2, "drop": 0.15, "rate_limit_429": 0.15}}),
-    )
-    .await;
+    sb.admin
+        .sf_post(
+            "faults",
+            json!({"seed": 7, "default": {"error_5xx": 0.2, "drop": 0.15, "rate_limit_429": 0.15}}),
+        )
+        .await;
     let n = sf
         .query("SELECT Id FROM Account")
         .try_collect::<Vec<_>>()
@@ -259,7 +261,7 @@ async fn server_errors_and_dropped_connections_are_retried() {
     // Salesforce throttles with 403 REQUEST_LIMIT_EXCEEDED (concurrency): retried too.
     assert!(count("403") > 0, "{snapshot:?}");
     // The sandbox saw the same failures.
-    let seen = sb.sf_get("calls").await;
+    let seen = sb.admin.sf_get("calls").await;
     let failures: u64 = ["sf.query", "sf.query_more"]
         .iter()
         .flat_map(|e| ["503", "dropped", "403"].map(|s| seen[e][s].as_u64().unwrap_or(0)))
@@ -272,12 +274,13 @@ async fn collections_update_reports_validation_rules_and_retries_locks() {
     let sb = Sandbox::start(json!({"salesforce": {"accounts": accounts(250)}})).await;
     let calls = CallLog::new();
     let sf = sb.salesforce(roomy_budget(), calls.clone()).await.unwrap();
-    sb.sf_post(
-        "switches",
-        json!({"validation_rules": {account_id(2): "Website must be set before Zendesk sync"},
+    sb.admin
+        .sf_post(
+            "switches",
+            json!({"validation_rules": {account_id(2): "Website must be set before Zendesk sync"},
                "row_locks": {account_id(3): 2}}),
-    )
-    .await;
+        )
+        .await;
     let config = Config::embedded_default();
     let write_back = config.write_back();
     let mut writes = Vec::new();
@@ -325,11 +328,12 @@ async fn collections_update_reports_validation_rules_and_retries_locks() {
 #[tokio::test]
 async fn the_daily_reserve_stops_a_run_cleanly() {
     let sb = Sandbox::start(json!({"salesforce": {"accounts": accounts(10_000)}})).await;
-    sb.sf_post(
-        "switches",
-        json!({"daily_api_limit": 1000, "api_usage": 900}),
-    )
-    .await;
+    sb.admin
+        .sf_post(
+            "switches",
+            json!({"daily_api_limit": 1000, "api_usage": 900}),
+        )
+        .await;
     let budget = Arc::new(LocalBudget::new(
         BudgetConfig::salesforce(1_000_000, 60),
         BudgetConfig::zendesk(700, 100),
@@ -366,7 +370,9 @@ async fn the_daily_reserve_stops_a_run_cleanly() {
         Disposition::Retry { after: Some(_) }
     ));
     assert!(seen > 0 && seen < 10_000);
-    let usage = sb.sf_get("switches").await["api_usage"].as_u64().unwrap();
+    let usage = sb.admin.sf_get("switches").await["api_usage"]
+        .as_u64()
+        .unwrap();
     assert!(usage <= 940, "the run spent into the reserve: {usage}");
     // 40 pages of 200 fit between 900 used and the reserve of 60.
     assert_eq!(seen, 8000);

@@ -88,13 +88,15 @@ async fn no_secret_in_logs_errors_or_debug() {
 
     // Salesforce: both flows, a session that expires mid-query, injected failures.
     let sf = sb.salesforce(roomy_budget(), CallLog::new()).await.unwrap();
-    sb.sf_post("switches", json!({"session_max_calls": 1}))
+    sb.admin
+        .sf_post("switches", json!({"session_max_calls": 1}))
         .await;
-    sb.sf_post(
-        "faults",
-        json!({"seed": 2, "default": {"error_5xx": 0.2, "drop": 0.1}}),
-    )
-    .await;
+    sb.admin
+        .sf_post(
+            "faults",
+            json!({"seed": 2, "default": {"error_5xx": 0.2, "drop": 0.1}}),
+        )
+        .await;
     let n = sf
         .query("SELECT Id FROM Account")
         .try_collect::<Vec<_>>()
@@ -116,7 +118,7 @@ async fn no_secret_in_logs_errors_or_debug() {
     bad.flow = orglink_shared::credentials::SalesforceFlow::ClientCredentials {
         client_secret: Secret::new("wrong-secret-value"),
     };
-    sb.sf_post("faults", json!({})).await;
+    sb.admin.sf_post("faults", json!({})).await;
     let e = SalesforceClient::connect(
         sf_config(),
         bad.clone(),
@@ -155,16 +157,18 @@ async fn no_secret_in_logs_errors_or_debug() {
 
     // Zendesk: retries on 429 and 5xx, then wrong credentials.
     let zd = sb.zendesk(roomy_budget(), CallLog::new()).await.unwrap();
-    sb.zd_post("switches", json!({"omit_retry_after": true}))
+    sb.admin
+        .zd_post("switches", json!({"omit_retry_after": true}))
         .await;
-    sb.zd_post(
-        "faults",
-        json!({"seed": 4, "default": {"rate_limit_429": 0.3, "error_5xx": 0.2}}),
-    )
-    .await;
+    sb.admin
+        .zd_post(
+            "faults",
+            json!({"seed": 4, "default": {"rate_limit_429": 0.3, "error_5xx": 0.2}}),
+        )
+        .await;
     assert_eq!(zd.list().try_collect::<Vec<_>>().await.unwrap().len(), 300);
     errors.push(format!("{zd:?}"));
-    sb.zd_post("faults", json!({})).await;
+    sb.admin.zd_post("faults", json!({})).await;
     let wrong = ZendeskCredentials::ApiToken {
         email: ZD_EMAIL.into(),
         api_token: Secret::new("wrong-secret-value"),

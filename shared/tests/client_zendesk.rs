@@ -111,11 +111,12 @@ async fn a_429_storm_with_retry_after_is_sat_out() {
     let sb = Sandbox::start(json!({"zendesk": {"organizations": organizations(5)}})).await;
     let calls = CallLog::new();
     let zd = sb.zendesk(roomy_budget(), calls.clone()).await.unwrap();
-    sb.zd_post(
-        "faults",
-        json!({"seed": 3, "endpoints": {"zd.org_show": {"rate_limit_429": 0.4}}}),
-    )
-    .await;
+    sb.admin
+        .zd_post(
+            "faults",
+            json!({"seed": 3, "endpoints": {"zd.org_show": {"rate_limit_429": 0.4}}}),
+        )
+        .await;
     for i in 0..8 {
         let o = zd.show(org(1001 + i % 5)).await.unwrap();
         assert_eq!(o.id.get(), 1001 + i % 5);
@@ -130,13 +131,15 @@ async fn a_429_storm_without_retry_after_backs_off_with_jitter() {
     let sb = Sandbox::start(json!({"zendesk": {"organizations": organizations(5)}})).await;
     let calls = CallLog::new();
     let zd = sb.zendesk(roomy_budget(), calls.clone()).await.unwrap();
-    sb.zd_post("switches", json!({"omit_retry_after": true}))
+    sb.admin
+        .zd_post("switches", json!({"omit_retry_after": true}))
         .await;
-    sb.zd_post(
-        "faults",
-        json!({"seed": 11, "default": {"rate_limit_429": 0.5}}),
-    )
-    .await;
+    sb.admin
+        .zd_post(
+            "faults",
+            json!({"seed": 11, "default": {"rate_limit_429": 0.5}}),
+        )
+        .await;
     let ids: Vec<OrgId> = (1001..=1005).map(org).collect();
     for _ in 0..20 {
         assert_eq!(zd.show_many(&ids).await.unwrap().len(), 5);
@@ -152,9 +155,11 @@ async fn a_429_storm_without_retry_after_backs_off_with_jitter() {
 async fn a_storm_that_outlasts_the_retries_is_a_retry_later_error() {
     let sb = Sandbox::start(json!({"zendesk": {"organizations": organizations(5)}})).await;
     let zd = sb.zendesk(roomy_budget(), CallLog::new()).await.unwrap();
-    sb.zd_post("switches", json!({"omit_retry_after": true}))
+    sb.admin
+        .zd_post("switches", json!({"omit_retry_after": true}))
         .await;
-    sb.zd_post("faults", json!({"default": {"rate_limit_429": 1.0}}))
+    sb.admin
+        .zd_post("faults", json!({"default": {"rate_limit_429": 1.0}}))
         .await;
     let err = zd.show(org(1001)).await.unwrap_err();
     assert!(
@@ -175,11 +180,12 @@ async fn the_account_rate_limit_429s_are_waited_out() {
     let calls = CallLog::new();
     let zd = sb.zendesk(roomy_budget(), calls.clone()).await.unwrap();
     // 15 requests per 1-second window: 40 calls must wait for windows to reset.
-    sb.zd_post(
-        "switches",
-        json!({"rate_limit_per_minute": 15, "rate_window_ms": 1000}),
-    )
-    .await;
+    sb.admin
+        .zd_post(
+            "switches",
+            json!({"rate_limit_per_minute": 15, "rate_window_ms": 1000}),
+        )
+        .await;
     for _ in 0..40 {
         zd.show(org(1001)).await.unwrap();
     }
@@ -193,11 +199,12 @@ async fn server_errors_and_dropped_connections_are_retried() {
     let sb = Sandbox::start(json!({"zendesk": {"organizations": organizations(3000)}})).await;
     let calls = CallLog::new();
     let zd = sb.zendesk(roomy_budget(), calls.clone()).await.unwrap();
-    sb.zd_post(
-        "faults",
-        json!({"seed": 5, "default": {"error_5xx": 0.2, "drop": 0.15}}),
-    )
-    .await;
+    sb.admin
+        .zd_post(
+            "faults",
+            json!({"seed": 5, "default": {"error_5xx": 0.2, "drop": 0.15}}),
+        )
+        .await;
     let n = zd.list().try_collect::<Vec<_>>().await.unwrap().len();
     assert_eq!(n, 3000);
     let snapshot = calls.snapshot();
@@ -338,7 +345,8 @@ async fn create_many_reports_per_item_results() {
     assert_eq!(created.name, "New 0");
 
     // update_many with the other failure shape.
-    sb.zd_post("switches", json!({"job_failure_shape": "success_false"}))
+    sb.admin
+        .zd_post("switches", json!({"job_failure_shape": "success_false"}))
         .await;
     let updates = vec![
         json!({"id": 1001, "notes": "a"}),
@@ -400,11 +408,12 @@ async fn the_incremental_export_with_small_pages_reads_every_change_once() {
         }
     }
     let sb = Sandbox::start(json!({"zendesk": {"organizations": orgs}})).await;
-    sb.zd_post(
-        "switches",
-        json!({"incremental_page_size": 2, "incremental_limit_per_minute": 100}),
-    )
-    .await;
+    sb.admin
+        .zd_post(
+            "switches",
+            json!({"incremental_page_size": 2, "incremental_limit_per_minute": 100}),
+        )
+        .await;
     let zd = sb.zendesk(roomy_budget(), CallLog::new()).await.unwrap();
     let pages: Vec<_> = zd.incremental(1_700_000_000).try_collect().await.unwrap();
     assert!(pages.last().unwrap().end_of_stream);
@@ -420,11 +429,12 @@ async fn the_incremental_export_with_small_pages_reads_every_change_once() {
     // Where Zendesk's end_time stays on a second a page cannot hold (the other setting of
     // the simulator's switch), the export ends with an error that asks for a full run
     // instead of asking for the same page forever.
-    sb.zd_post(
-        "switches",
-        json!({"incremental_full_second": "repeat_start"}),
-    )
-    .await;
+    sb.admin
+        .zd_post(
+            "switches",
+            json!({"incremental_full_second": "repeat_start"}),
+        )
+        .await;
     // A fresh client: its budget paces the export's 10 calls a minute.
     let zd = sb.zendesk(roomy_budget(), CallLog::new()).await.unwrap();
     let err = zd
@@ -481,7 +491,8 @@ async fn the_subdomain_zendesk_reports_is_checked_where_the_account_endpoint_ans
     assert_eq!(calls.count(System::Zendesk, "zd.account", None), 1);
 
     // Served, reporting another subdomain than the binding's: refused, for review.
-    sb.zd_post("switches", json!({"account_endpoint": true}))
+    sb.admin
+        .zd_post("switches", json!({"account_endpoint": true}))
         .await;
     let err = sb
         .zendesk(roomy_budget(), CallLog::new())
@@ -501,13 +512,14 @@ async fn the_subdomain_zendesk_reports_is_checked_where_the_account_endpoint_ans
         },
     )
     .await;
-    own.zd_post("switches", json!({"account_endpoint": true}))
+    own.admin
+        .zd_post("switches", json!({"account_endpoint": true}))
         .await;
     own.zendesk(roomy_budget(), CallLog::new())
         .await
         .expect("the reported subdomain is the binding's");
     // The simulator answered the account endpoint (it did not fall back to the 404).
-    assert_eq!(own.zd_get("calls").await["zd.account"]["200"], 1);
+    assert_eq!(own.admin.zd_get("calls").await["zd.account"]["200"], 1);
 }
 
 #[tokio::test]

@@ -54,7 +54,8 @@ async fn failing_zendesk() -> Env {
         never_giving_up(),
     )
     .await;
-    env.zd_post("faults", json!({"default": {"error_5xx": 1.0}}))
+    env.admin
+        .zd_post("faults", json!({"default": {"error_5xx": 1.0}}))
         .await;
     env
 }

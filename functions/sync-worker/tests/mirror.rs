@@ -98,7 +98,7 @@ async fn without_the_marker_a_legacy_org_found_by_domain_is_never_duplicated() {
             "{reason}"
         );
     }
-    assert_eq!(env.orgs().await.len(), 1);
+    assert_eq!(env.admin.orgs().await.len(), 1);
     assert_eq!(env.count(System::Zendesk, "zd.org_create_or_update"), 0);
     assert_eq!(env.count(System::Zendesk, "zd.org_search"), 0);
     assert_eq!(env.count(System::Zendesk, "zd.org_update"), 0);
@@ -118,13 +118,13 @@ async fn without_the_marker_a_legacy_org_found_by_domain_is_never_duplicated() {
     assert_eq!(record.org, None);
 
     // A full listing fills the mirror: the held account links its legacy org by domain.
-    fill(&env, &env.orgs().await).await;
+    fill(&env, &env.admin.orgs().await).await;
     let out = done(env.sync(&request(A, EventKind::ClosedWon, "e-3")).await);
     assert!(
         matches!(out, Outcome::Succeeded { org, rule: Rule::UniqueKeylessDomain, action: Action::Linked, .. } if org.get() == LEGACY),
         "{out:?}"
     );
-    let orgs = env.orgs().await;
+    let orgs = env.admin.orgs().await;
     assert_eq!(orgs.len(), 1, "no second organization: {orgs:?}");
     assert_eq!(orgs[0]["external_id"], A);
     assert_eq!(
@@ -142,7 +142,7 @@ async fn with_the_marker_a_new_customer_gets_its_org() {
     // Unfilled: even with nothing in Zendesk, the worker cannot know that yet.
     let env = Env::start_unfilled(world.clone()).await;
     held(env.sync(&request(A, EventKind::ClosedWon, "e-1")).await);
-    assert!(env.orgs().await.is_empty());
+    assert!(env.admin.orgs().await.is_empty());
     // A full listing of an empty Zendesk marks it: now the create goes ahead.
     fill(&env, &[]).await;
     let out = done(env.sync(&request(A, EventKind::ClosedWon, "e-2")).await);
@@ -157,7 +157,7 @@ async fn with_the_marker_a_new_customer_gets_its_org() {
         ),
         "{out:?}"
     );
-    let orgs = env.orgs().await;
+    let orgs = env.admin.orgs().await;
     assert_eq!(orgs.len(), 1);
     assert_eq!(orgs[0]["external_id"], A);
     assert_eq!(orgs[0]["domain_names"], json!(["acmewidgets.com"]));
@@ -177,7 +177,7 @@ async fn key_matches_link_without_the_marker_but_add_no_domain() {
         matches!(out, Outcome::Succeeded { org, rule: Rule::KeyMatch, .. } if org.get() == 600),
         "{out:?}"
     );
-    let orgs = env.orgs().await;
+    let orgs = env.admin.orgs().await;
     assert_eq!(orgs.len(), 1);
     assert_eq!(orgs[0]["domain_names"], json!([]));
     assert_eq!(env.account(A).await["Zendesk_Org_ID__c"], "600");
@@ -214,7 +214,7 @@ async fn an_account_without_a_usable_domain_or_not_eligible_is_not_held() {
         .await,
     );
     assert!(matches!(out, Outcome::Ignored { .. }), "{out:?}");
-    assert_eq!(env.orgs().await.len(), 1);
+    assert_eq!(env.admin.orgs().await.len(), 1);
 }
 
 #[tokio::test]
@@ -261,7 +261,7 @@ async fn held_past_the_give_up_window_it_becomes_a_mirror_not_filled_row() {
         .unwrap();
     assert_eq!(open.len(), 1, "{open:?}");
     // Nothing created; Salesforce says a person is needed.
-    assert_eq!(env.orgs().await.len(), 1);
+    assert_eq!(env.admin.orgs().await.len(), 1);
     assert_eq!(
         env.account(A).await["Zendesk_Sync_Status__c"],
         "Pending Review"

@@ -77,7 +77,7 @@ async fn a_manual_request_links_the_organization_the_operator_chose() {
         matches!(out, Outcome::Succeeded { org, action: Action::Linked, .. } if org.get() == 501),
         "{out:?}"
     );
-    let orgs = env.orgs().await;
+    let orgs = env.admin.orgs().await;
     let by_id = |id: u64| orgs.iter().find(|o| o["id"] == id).unwrap().clone();
     assert_eq!(by_id(501)["external_id"], A);
     assert!(by_id(500)["external_id"].is_null(), "the other org is left");
@@ -109,7 +109,7 @@ async fn the_operator_cannot_take_another_accounts_organization() {
     .await;
     let out = done(env.sync(&operator_link(A, 600, "review:2")).await);
     assert!(matches!(out, Outcome::Exception { .. }), "{out:?}");
-    let orgs = env.orgs().await;
+    let orgs = env.admin.orgs().await;
     assert_eq!(orgs.len(), 1, "nothing created");
     assert_eq!(orgs[0]["external_id"], B, "B keeps its organization");
     assert_ne!(env.account(A).await["Zendesk_Org_ID__c"], "600");
@@ -142,7 +142,7 @@ async fn an_account_on_the_ignored_list_is_ignored_without_a_call() {
     };
     assert!(reason.contains("ignored list"), "{reason}");
     assert_eq!(env.count(System::Salesforce, "sf.query_all"), 0);
-    assert!(env.orgs().await.is_empty());
+    assert!(env.admin.orgs().await.is_empty());
 }
 
 #[tokio::test]
@@ -167,7 +167,7 @@ async fn a_shared_domain_is_no_reason_to_link() {
     };
     assert_eq!(action, Action::Created, "not linked by the shared domain");
     assert_ne!(org.get(), 500);
-    let orgs = env.orgs().await;
+    let orgs = env.admin.orgs().await;
     let created = orgs.iter().find(|o| o["id"] == org.get()).unwrap();
     assert_eq!(created["external_id"], A);
     assert!(
@@ -267,7 +267,7 @@ async fn an_invocation_near_its_deadline_leaves_messages_for_later_instead_of_ti
             .all(|f| matches!(f, MessageFate::RetryLater { .. })),
         "{fates:?}"
     );
-    assert!(env.orgs().await.is_empty());
+    assert!(env.admin.orgs().await.is_empty());
 
     // Already past the point of starting: nothing is started, no call is made.
     let before = env.count(System::Salesforce, "sf.query_all");

@@ -100,7 +100,7 @@ async fn a_new_customer_gets_one_org_with_its_key_in_exactly_seven_calls() {
             ("zd.org_update", 1),
         ]
     );
-    let orgs = env.orgs().await;
+    let orgs = env.admin.orgs().await;
     assert_eq!(orgs.len(), 1);
     assert_eq!(orgs[0]["external_id"], A);
     assert_eq!(orgs[0]["name"], "Acme Corp");
@@ -213,7 +213,7 @@ async fn an_existing_keyless_org_carrying_the_domain_is_linked_and_keyed_in_seve
             ("zd.org_update", 1),
         ]
     );
-    let orgs = env.orgs().await;
+    let orgs = env.admin.orgs().await;
     assert_eq!(orgs.len(), 1, "no second org");
     assert_eq!(orgs[0]["external_id"], A);
     // Add-only: support's tag stays, orglink's is added; the name mirrors the account.
@@ -263,7 +263,7 @@ async fn two_accounts_whose_domain_sits_on_one_legacy_org_never_both_take_it() {
         ),
         "{b:?}"
     );
-    let orgs = env.orgs().await;
+    let orgs = env.admin.orgs().await;
     assert_eq!(orgs.len(), 1);
     assert_eq!(orgs[0]["external_id"], A);
     let b_acc = env.account(B).await;
@@ -327,7 +327,7 @@ async fn the_claim_stops_a_second_account_taking_an_org_zendesk_does_not_yet_sho
         "{out:?}"
     );
     assert!(
-        env.orgs().await[0]["external_id"].is_null(),
+        env.admin.orgs().await[0]["external_id"].is_null(),
         "the org was not keyed"
     );
     assert_eq!(env.count(System::Zendesk, "zd.org_update"), 0);
@@ -344,7 +344,7 @@ async fn not_eligible_accounts_are_ignored_with_the_reason_and_nothing_is_writte
         panic!("{out:?}")
     };
     assert!(reason.contains("not a customer"), "{reason}");
-    assert!(env.orgs().await.is_empty());
+    assert!(env.admin.orgs().await.is_empty());
     assert_eq!(env.count(System::Salesforce, "sf.composite"), 0);
     assert_eq!(env.count(System::Zendesk, "zd.org_create_or_update"), 0);
 }
@@ -392,7 +392,7 @@ async fn a_crash_after_the_zendesk_create_reruns_to_one_org_and_a_correct_link()
     let body = serde_json::to_string(&req).unwrap();
     let r = env.worker.handle_request(&req, &body, now_ms() + 150).await;
     assert!(matches!(r, MessageResult::Crash { .. }), "{r:?}");
-    assert_eq!(env.orgs().await.len(), 1);
+    assert_eq!(env.admin.orgs().await.len(), 1);
     assert!(
         env.account(A).await["Zendesk_Org_ID__c"].is_null(),
         "the crash came before the write-back"
@@ -414,7 +414,7 @@ async fn a_crash_after_the_zendesk_create_reruns_to_one_org_and_a_correct_link()
         ),
         "{out:?}"
     );
-    let orgs = env.orgs().await;
+    let orgs = env.admin.orgs().await;
     assert_eq!(keyed_orgs(&orgs, A).len(), 1);
     assert_eq!(orgs.len(), 1);
     assert_eq!(
@@ -451,7 +451,7 @@ async fn a_validation_rule_blocking_the_write_back_is_a_write_back_blocked_excep
         "{row:?}"
     );
     // Zendesk has the org (keyed, so the next sync links it once the rule is fixed).
-    assert_eq!(keyed_orgs(&env.orgs().await, A).len(), 1);
+    assert_eq!(keyed_orgs(&env.admin.orgs().await, A).len(), 1);
 }
 
 #[tokio::test]
@@ -459,7 +459,8 @@ async fn transient_failures_retry_with_backoff_then_become_sync_failing() {
     let env =
         Env::start(json!({"salesforce": {"accounts": [customer(A, "Acme", "acmewidgets.com")]}}))
             .await;
-    env.zd_post("faults", json!({"default": {"error_5xx": 1.0}}))
+    env.admin
+        .zd_post("faults", json!({"default": {"error_5xx": 1.0}}))
         .await;
     let id = AccountId::parse(A).unwrap();
     for (i, want_wait) in [(1, 1), (2, 2)] {
@@ -490,7 +491,7 @@ async fn transient_failures_retry_with_backoff_then_become_sync_failing() {
         "Sync Failing"
     );
     // Once Zendesk is back, a sync links and clears the streak.
-    env.zd_post("faults", json!({})).await;
+    env.admin.zd_post("faults", json!({})).await;
     let out = done(env.sync(&request(A, EventKind::Manual, "e-4")).await);
     assert!(matches!(out, Outcome::Succeeded { .. }), "{out:?}");
     let record = env.worker.stores.links.get(&id).await.unwrap().unwrap();
@@ -556,7 +557,7 @@ async fn an_org_keyed_to_a_merged_away_account_is_relinked_and_rekeyed() {
         matches!(out, Outcome::Succeeded { org, rule: Rule::MergedAccountKey, action: Action::Linked, .. } if org == OrgId::new(700).unwrap()),
         "{out:?}"
     );
-    let orgs = env.orgs().await;
+    let orgs = env.admin.orgs().await;
     assert_eq!(orgs.len(), 1, "no second org");
     assert_eq!(orgs[0]["external_id"], A);
     assert_eq!(env.account(A).await["Zendesk_Org_ID__c"], "700");
@@ -574,14 +575,15 @@ async fn a_linked_account_that_stops_being_eligible_keeps_its_link() {
     // Churned: the type changes; the next event may not create or relink, but the link stays.
     let mut acc = env.account(A).await;
     acc["Type"] = json!("Former Customer");
-    env.sf_post("scenario", json!({"salesforce": {"accounts": [acc]}}))
+    env.admin
+        .sf_post("scenario", json!({"salesforce": {"accounts": [acc]}}))
         .await;
     let out = done(env.sync(&request(A, EventKind::NameChanged, "e-2")).await);
     assert!(
         matches!(out, Outcome::Succeeded { org: o, action: Action::Updated, .. } if o == org),
         "{out:?}"
     );
-    assert_eq!(env.orgs().await.len(), 1);
+    assert_eq!(env.admin.orgs().await.len(), 1);
     assert_eq!(
         env.account(A).await["Zendesk_Sync_Status__c"],
         "Not Eligible"
@@ -598,11 +600,12 @@ async fn a_create_that_meets_an_existing_keyed_org_never_replaces_its_domains_or
             "domain_names": ["acme-support.net"], "tags": ["vip"]}]}
     }))
     .await;
-    env.zd_post(
-        "switches",
-        json!({"show_many_uses_search_index": true, "search_lag_ms": 600000}),
-    )
-    .await;
+    env.admin
+        .zd_post(
+            "switches",
+            json!({"show_many_uses_search_index": true, "search_lag_ms": 600000}),
+        )
+        .await;
     // Keyed to A (say, by a link whose write-back has not happened yet); the index lags.
     env.worker
         .zendesk
@@ -620,7 +623,7 @@ async fn a_create_that_meets_an_existing_keyed_org_never_replaces_its_domains_or
         ),
         "the lagging index hid the keyed org: {out:?}"
     );
-    let orgs = env.orgs().await;
+    let orgs = env.admin.orgs().await;
     assert_eq!(orgs.len(), 1, "no second org");
     let domains: Vec<&str> = orgs[0]["domain_names"]
         .as_array()

@@ -59,7 +59,7 @@ async fn a_legacy_org_whose_domain_is_typed_with_a_trailing_dot_is_linked_not_du
     }))
     .await;
     // The mirror as a full listing leaves it (the marker is set by `Env::start`).
-    for o in env.orgs().await {
+    for o in env.admin.orgs().await {
         let typed: Vec<String> = serde_json::from_value(o["domain_names"].clone()).unwrap();
         let org = MirroredOrg::new(
             OrgId::new(o["id"].as_u64().unwrap()).unwrap(),
@@ -89,7 +89,7 @@ async fn a_legacy_org_whose_domain_is_typed_with_a_trailing_dot_is_linked_not_du
             "{typed:?}"
         );
     }
-    let orgs = env.orgs().await;
+    let orgs = env.admin.orgs().await;
     assert_eq!(orgs.len(), CASES.len(), "no organization created: {orgs:?}");
     for (account, _, org, _) in CASES {
         let o = orgs.iter().find(|o| o["id"] == org).expect("still there");

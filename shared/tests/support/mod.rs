@@ -2,6 +2,7 @@
 //! on loopback ports (real HTTP), their admin APIs, and client settings with short delays.
 #![allow(dead_code)]
 
+use orglink_sandbox::admin::Admin;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -54,7 +55,8 @@ async fn serve(router: axum::Router) -> String {
 pub struct Sandbox {
     pub sf_url: String,
     pub zd_url: String,
-    admin: reqwest::Client,
+    /// The simulators' admin API.
+    pub admin: Admin,
 }
 
 impl Sandbox {
@@ -81,41 +83,15 @@ impl Sandbox {
         let sf_url = serve(orglink_sandbox::salesforce::app(sf, sf_seed)).await;
         let zd_url = serve(orglink_sandbox::zendesk::app(zd, zd_seed)).await;
         Sandbox {
+            admin: Admin::new(sf_url.clone(), zd_url.clone()),
             sf_url,
             zd_url,
-            admin: reqwest::Client::new(),
         }
-    }
-
-    async fn admin(&self, base: &str, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{base}/_sandbox/{path}");
-        let req = match body {
-            Some(b) => self.admin.post(url).json(&b),
-            None => self.admin.get(url),
-        };
-        let resp = req.send().await.expect("admin call");
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        assert!(status.is_success(), "admin {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    pub async fn sf_post(&self, path: &str, body: Value) -> Value {
-        self.admin(&self.sf_url, path, Some(body)).await
-    }
-    pub async fn sf_get(&self, path: &str) -> Value {
-        self.admin(&self.sf_url, path, None).await
-    }
-    pub async fn zd_post(&self, path: &str, body: Value) -> Value {
-        self.admin(&self.zd_url, path, Some(body)).await
-    }
-    pub async fn zd_get(&self, path: &str) -> Value {
-        self.admin(&self.zd_url, path, None).await
     }
 
     /// Calls the sandbox counted for `endpoint`, by status (`{"200": n, ...}`).
     pub async fn sf_calls(&self, endpoint: &str) -> Value {
-        self.sf_get("calls").await[endpoint].clone()
+        self.admin.sf_get("calls").await[endpoint].clone()
     }
 
     pub fn sf_client_credentials(&self) -> SalesforceCredentials {

@@ -299,7 +299,8 @@ async fn bench(events: usize, workers: usize) -> (Phase, Phase) {
     )
     .await;
     if !production_budget() {
-        w.zd_post("switches", json!({"rate_limit_per_minute": 1_000_000}))
+        w.admin
+            .zd_post("switches", json!({"rate_limit_per_minute": 1_000_000}))
             .await;
     }
     // As a first reconcile leaves it (without it, creates are held).

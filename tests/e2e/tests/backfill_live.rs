@@ -49,11 +49,12 @@ async fn backfill_and_500_live_events_end_as_the_truth() {
     settings.zendesk_share_percent = 100;
     settings.salesforce_per_minute = 6000;
     let w = worker_support::World::start_with("bflive", scenario, settings).await;
-    w.zd_post(
-        "switches",
-        serde_json::json!({"rate_limit_per_minute": 100_000, "job_delay_ms": 50}),
-    )
-    .await;
+    w.admin
+        .zd_post(
+            "switches",
+            serde_json::json!({"rate_limit_per_minute": 100_000, "job_delay_ms": 50}),
+        )
+        .await;
     let config = Config::embedded_default();
     let db = aws_sdk_dynamodb::Client::new(w.aws.sdk_config());
     let names = w.stack.names().unwrap();

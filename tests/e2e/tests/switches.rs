@@ -162,20 +162,22 @@ async fn worker_promise_holds(label: &str, sf_switches: Value, zd_switches: Valu
     for (k, v) in zd_switches.as_object().expect("an object") {
         zd[k] = v.clone();
     }
-    w.zd_post("switches", zd).await;
+    w.admin.zd_post("switches", zd).await;
     let seed = label.bytes().map(u64::from).sum::<u64>();
-    w.zd_post(
-        "faults",
-        json!({"seed": seed, "default": {"rate_limit_429": 0.08}}),
-    )
-    .await;
-    w.sf_post(
-        "faults",
-        json!({"seed": seed, "default": {"error_5xx": 0.05}}),
-    )
-    .await;
-    let sf_now = w.sf_get("switches").await;
-    let zd_now = w.zd_get("switches").await;
+    w.admin
+        .zd_post(
+            "faults",
+            json!({"seed": seed, "default": {"rate_limit_429": 0.08}}),
+        )
+        .await;
+    w.admin
+        .sf_post(
+            "faults",
+            json!({"seed": seed, "default": {"error_5xx": 0.05}}),
+        )
+        .await;
+    let sf_now = w.admin.sf_get("switches").await;
+    let zd_now = w.admin.zd_get("switches").await;
     for (k, v) in sf_switches.as_object().unwrap() {
         assert_eq!(&sf_now[k], v, "Salesforce switch {k} in effect");
     }
@@ -239,7 +241,7 @@ async fn worker_promise_holds(label: &str, sf_switches: Value, zd_switches: Valu
     assert_eq!(done, sent, "{label}: {fates:?}");
     assert_eq!(w.dlq_depth().await, 0, "{label}");
 
-    let orgs = w.orgs().await;
+    let orgs = w.admin.orgs().await;
     let org_ids: BTreeSet<u64> = orgs.iter().filter_map(|o| o["id"].as_u64()).collect();
     let seeded: BTreeSet<u64> = LEGACY
         .chain([LINKED, HELD])

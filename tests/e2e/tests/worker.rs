@@ -81,7 +81,7 @@ async fn every_event_kind_links_end_to_end_and_every_message_is_accounted_for() 
     assert!(report.finished, "did not settle: {report:?}");
 
     // One org per account, keyed with the 18-character id; the link written back.
-    let orgs = w.orgs().await;
+    let orgs = w.admin.orgs().await;
     assert_eq!(orgs.len(), ids.len());
     for id in &ids {
         let k = keyed(&orgs, id);
@@ -156,7 +156,7 @@ async fn fifty_concurrent_events_for_one_new_account_across_workers_give_one_org
         d.await.unwrap();
     }
     assert!(report.finished, "{report:?}");
-    let orgs = w.orgs().await;
+    let orgs = w.admin.orgs().await;
     assert_eq!(orgs.len(), 1, "{orgs:?}");
     assert_eq!(keyed(&orgs, &a).len(), 1);
     assert_eq!(
@@ -188,7 +188,7 @@ async fn a_crash_between_the_zendesk_create_and_the_write_back_reruns_to_one_org
     let report = w.run_until_linked(2, &ids, Duration::from_secs(40)).await;
     assert!(report.finished, "{report:?}");
     assert_eq!(report.crashes, 1);
-    let orgs = w.orgs().await;
+    let orgs = w.admin.orgs().await;
     assert_eq!(orgs.len(), 1);
     let acc = w.account(&a).await;
     assert_eq!(acc["Zendesk_Org_ID__c"], orgs[0]["id"].to_string());
@@ -237,11 +237,12 @@ async fn a_429_storm_and_a_zendesk_outage_longer_than_any_retry_end_linked_with_
     w.fill_mirror().await;
     // The outage (every Zendesk call 503) lasts longer than any single backoff (1–2 s here,
     // minutes in production: docs/worker.md), then 429s keep coming at random.
-    w.zd_post(
-        "faults",
-        json!({"seed": 7, "outage_ms": 8000, "default": {"rate_limit_429": 0.3}}),
-    )
-    .await;
+    w.admin
+        .zd_post(
+            "faults",
+            json!({"seed": 7, "outage_ms": 8000, "default": {"rate_limit_429": 0.3}}),
+        )
+        .await;
     for (i, id) in ids.iter().enumerate() {
         w.enqueue(&request(id, EventKind::ClosedWon, &format!("ev-{i}")))
             .await;
@@ -263,7 +264,7 @@ async fn a_429_storm_and_a_zendesk_outage_longer_than_any_retry_end_linked_with_
         requeued > 0,
         "long-retried messages were sent again fresh: {report:?}"
     );
-    let orgs = w.orgs().await;
+    let orgs = w.admin.orgs().await;
     assert_eq!(orgs.len(), ids.len());
     for id in &ids {
         assert_eq!(keyed(&orgs, id).len(), 1);
@@ -291,11 +292,12 @@ async fn permanent_failures_and_a_blocked_write_back_end_as_exceptions() {
     // As a first reconcile leaves it (without it, creates are held).
     w.fill_mirror().await;
     // A picklist without orglink's values: Salesforce refuses the status for good.
-    w.sf_post(
-        "switches",
-        json!({"sync_status_values": ["Something Else"]}),
-    )
-    .await;
+    w.admin
+        .sf_post(
+            "switches",
+            json!({"sync_status_values": ["Something Else"]}),
+        )
+        .await;
     w.enqueue(&request(&blocked, EventKind::ClosedWon, "ev-b"))
         .await;
     w.enqueue(&request(&refused, EventKind::ClosedWon, "ev-r"))
@@ -324,7 +326,7 @@ async fn permanent_failures_and_a_blocked_write_back_end_as_exceptions() {
     }
     assert_eq!(w.dlq_depth().await, 0);
     // Zendesk holds the keyed orgs, so fixing Salesforce and syncing again links them.
-    assert_eq!(w.orgs().await.len(), 2);
+    assert_eq!(w.admin.orgs().await.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,7 +364,7 @@ async fn two_accounts_whose_domains_sit_on_one_legacy_org_never_both_take_it() {
     let ids = [a.clone(), b.clone()];
     let report = w.run_until_linked(2, &ids, Duration::from_secs(40)).await;
     assert!(report.finished, "{report:?}");
-    let orgs = w.orgs().await;
+    let orgs = w.admin.orgs().await;
     assert_eq!(orgs.len(), 1, "nothing created: {orgs:?}");
     let key = orgs[0]["external_id"]
         .as_str()

@@ -62,7 +62,7 @@ async fn an_empty_mirror_holds_domain_decisions_until_a_full_reconcile_fills_it(
         }),
     )
     .await;
-    let before = w.orgs().await.len();
+    let before = w.admin.orgs().await.len();
     assert_eq!(w.worker.stores.mirror.filled().await.unwrap(), None);
     assert!(w.worker.stores.mirror.all().await.unwrap().is_empty());
 
@@ -96,7 +96,7 @@ async fn an_empty_mirror_holds_domain_decisions_until_a_full_reconcile_fills_it(
     assert!(report.finished, "{report:?}");
 
     // Nothing created, nothing keyed by a guess; the reason is on record for each.
-    let orgs = w.orgs().await;
+    let orgs = w.admin.orgs().await;
     assert_eq!(orgs.len(), before, "no organization created: {orgs:#?}");
     for id in held {
         assert!(keyed(&orgs, id).is_empty(), "{id} keyed an org: {orgs:#?}");
@@ -136,7 +136,7 @@ async fn an_empty_mirror_holds_domain_decisions_until_a_full_reconcile_fills_it(
         .await;
     assert!(report.finished, "{report:?}");
     assert_eq!(w.dlq_depth().await, 0);
-    let orgs = w.orgs().await;
+    let orgs = w.admin.orgs().await;
     let org_of = |id: &str| {
         let k = keyed(&orgs, id);
         assert!(k.len() <= 1, "{id} has {} orgs", k.len());

@@ -4,6 +4,7 @@
 //!
 //! Each API is served on its own loopback port with an admin API under `/_sandbox/`.
 
+pub mod admin;
 pub mod faults;
 pub mod generate;
 pub mod salesforce;

@@ -2,6 +2,7 @@
 //! in-process on loopback (real HTTP), and their admin APIs.
 #![allow(dead_code)]
 
+use orglink_sandbox::admin::Admin;
 use std::sync::{Arc, Mutex};
 
 use orglink_sandbox::salesforce::SalesforceOptions;
@@ -43,7 +44,8 @@ pub struct Env {
     pub worker: Worker<MemoryPorts>,
     /// The EMF lines the worker emitted.
     pub metric_lines: Arc<Mutex<Vec<String>>>,
-    admin: reqwest::Client,
+    /// The simulators' admin API.
+    pub admin: Admin,
 }
 
 /// The sync queue's redrive count as the template deploys it, so the in-memory queue
@@ -185,53 +187,18 @@ impl Env {
         let worker =
             Worker::new(config, settings, salesforce, zendesk, stores).with_metrics(metrics);
         Env {
+            admin: Admin::new(sf_url.clone(), zd_url.clone()),
             sf_url,
             zd_url,
             calls,
             worker,
             metric_lines,
-            admin: reqwest::Client::new(),
         }
-    }
-
-    async fn admin(&self, base: &str, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{base}/_sandbox/{path}");
-        let req = match body {
-            Some(b) => self.admin.post(url).json(&b),
-            None => self.admin.get(url),
-        };
-        let resp = req.send().await.expect("admin call");
-        assert!(
-            resp.status().is_success(),
-            "admin {path}: {}",
-            resp.status()
-        );
-        resp.json().await.unwrap_or(Value::Null)
-    }
-    pub async fn sf_post(&self, path: &str, body: Value) -> Value {
-        self.admin(&self.sf_url, path, Some(body)).await
-    }
-    pub async fn sf_get(&self, path: &str) -> Value {
-        self.admin(&self.sf_url, path, None).await
-    }
-    pub async fn zd_post(&self, path: &str, body: Value) -> Value {
-        self.admin(&self.zd_url, path, Some(body)).await
-    }
-    pub async fn zd_get(&self, path: &str) -> Value {
-        self.admin(&self.zd_url, path, None).await
-    }
-
-    /// The Zendesk organizations as the sandbox holds them.
-    pub async fn orgs(&self) -> Vec<Value> {
-        self.zd_get("state").await["zendesk"]["organizations"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
     }
 
     /// One account as the sandbox holds it.
     pub async fn account(&self, id: &str) -> Value {
-        self.sf_get("state").await["salesforce"]["accounts"]
+        self.admin.sf_get("state").await["salesforce"]["accounts"]
             .as_array()
             .unwrap()
             .iter()

@@ -544,9 +544,9 @@ fn fate_name(f: &MessageFate) -> (&str, &'static str) {
 
 async fn fault_report(w: &World, salesforce: bool) -> FaultReport {
     let v = if salesforce {
-        w.sf_get("faults/report").await
+        w.admin.sf_get("faults/report").await
     } else {
-        w.zd_get("faults/report").await
+        w.admin.zd_get("faults/report").await
     };
     serde_json::from_value(v).expect("a fault report")
 }
@@ -597,12 +597,13 @@ pub async fn run(c: &Chaos) -> Report {
         "rate_limit_per_minute": c.per_minute(ZENDESK_PLAN_PER_MINUTE),
         "job_delay_ms": (c.scaled(Duration::from_millis(500)).as_millis() as u64).max(20),
     });
-    w.zd_post("switches", zd_scale).await;
-    w.sf_post(
-        "switches",
-        json!({"session_max_calls": c.session_max_calls}),
-    )
-    .await;
+    w.admin.zd_post("switches", zd_scale).await;
+    w.admin
+        .sf_post(
+            "switches",
+            json!({"session_max_calls": c.session_max_calls}),
+        )
+        .await;
     let (intake, signing) = intake(&w).await;
     let config = Config::embedded_default();
     let calls = w.calls.clone();
@@ -652,8 +653,10 @@ pub async fn run(c: &Chaos) -> Report {
     phase = Instant::now();
 
     // The storm.
-    w.zd_post("faults", c.fault_plan(c.seed, None)).await;
-    w.sf_post("faults", c.fault_plan(c.seed + 2, None)).await;
+    w.admin.zd_post("faults", c.fault_plan(c.seed, None)).await;
+    w.admin
+        .sf_post("faults", c.fault_plan(c.seed + 2, None))
+        .await;
     let policy = DomainPolicy::default();
     let bf = backfill_support::backfill(
         &config,
@@ -788,7 +791,8 @@ pub async fn run(c: &Chaos) -> Report {
     // The Zendesk outage starts a few scaled minutes in, while events and the backfill run.
     let outage = async {
         tokio::time::sleep(c.scaled(Duration::from_secs(120))).await;
-        w.zd_post("faults", c.fault_plan(c.seed + 4, Some(c.scaled(OUTAGE))))
+        w.admin
+            .zd_post("faults", c.fault_plan(c.seed + 4, Some(c.scaled(OUTAGE))))
             .await;
     };
     let queue = Arc::new(DuplicatingQueue::new(
@@ -869,8 +873,8 @@ pub async fn run(c: &Chaos) -> Report {
     )
     .await;
     report.phases.push(("repairs".into(), phase.elapsed()));
-    w.zd_post("faults", json!({})).await;
-    w.sf_post("faults", json!({})).await;
+    w.admin.zd_post("faults", json!({})).await;
+    w.admin.sf_post("faults", json!({})).await;
 
     // Accounting: every enqueued event's final outcome.
     account_events(&mut report, &queue, &live, &repairs, &enqueued);
@@ -974,7 +978,7 @@ pub async fn run(c: &Chaos) -> Report {
             ));
         }
     }
-    let sf_calls = w.sf_get("calls").await;
+    let sf_calls = w.admin.sf_get("calls").await;
     report.session_expiries = sf_calls
         .as_object()
         .map(|m| {

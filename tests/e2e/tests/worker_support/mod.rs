@@ -4,6 +4,7 @@
 //! runner around the real handler.
 #![allow(dead_code)]
 
+use orglink_sandbox::admin::Admin;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,7 +72,8 @@ pub struct World {
     pub worker: Arc<AwsWorker>,
     pub queue: Arc<SqsQueue>,
     pub calls: CallLog,
-    admin: reqwest::Client,
+    /// The simulators' admin API.
+    pub admin: Admin,
     _scenario: TempFile,
 }
 
@@ -114,56 +116,22 @@ impl World {
             names.sync_dlq_url.clone(),
         ));
         World {
+            admin: Admin::new(sandbox.salesforce.clone(), sandbox.zendesk.clone()),
             aws,
             stack,
             sandbox,
             worker: Arc::new(worker),
             queue,
             calls,
-            admin: reqwest::Client::new(),
             _scenario: TempFile(path),
         }
-    }
-
-    async fn admin(&self, base: &str, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{base}/_sandbox/{path}");
-        let req = match body {
-            Some(b) => self.admin.post(url).json(&b),
-            None => self.admin.get(url),
-        };
-        let resp = req.send().await.expect("admin call");
-        assert!(
-            resp.status().is_success(),
-            "admin {path}: {}",
-            resp.status()
-        );
-        resp.json().await.unwrap_or(Value::Null)
-    }
-    pub async fn sf_post(&self, path: &str, body: Value) -> Value {
-        self.admin(&self.sandbox.salesforce, path, Some(body)).await
-    }
-    pub async fn sf_get(&self, path: &str) -> Value {
-        self.admin(&self.sandbox.salesforce, path, None).await
-    }
-    pub async fn zd_post(&self, path: &str, body: Value) -> Value {
-        self.admin(&self.sandbox.zendesk, path, Some(body)).await
-    }
-    pub async fn zd_get(&self, path: &str) -> Value {
-        self.admin(&self.sandbox.zendesk, path, None).await
-    }
-
-    pub async fn orgs(&self) -> Vec<Value> {
-        self.zd_get("state").await["zendesk"]["organizations"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
     }
 
     /// What a first full reconcile leaves in the org mirror: every organization the sandbox
     /// holds, and the completeness marker. Without the marker the worker holds every create
     /// (and link by domain) for an account with a domain (docs/worker.md).
     pub async fn fill_mirror(&self) {
-        for o in self.orgs().await {
+        for o in self.admin.orgs().await {
             let domains: Vec<&str> = o["domain_names"]
                 .as_array()
                 .map(|d| d.iter().filter_map(Value::as_str).collect())
@@ -195,7 +163,7 @@ impl World {
     }
 
     pub async fn accounts(&self) -> Vec<Value> {
-        self.sf_get("state").await["salesforce"]["accounts"]
+        self.admin.sf_get("state").await["salesforce"]["accounts"]
             .as_array()
             .cloned()
             .unwrap_or_default()
@@ -315,7 +283,8 @@ impl World {
 
     /// Every Salesforce write in the sandbox's log, as (record id, field names).
     pub async fn salesforce_writes(&self) -> Vec<(String, Vec<String>)> {
-        self.sf_get("writes")
+        self.admin
+            .sf_get("writes")
             .await
             .as_array()
             .cloned()
