@@ -230,39 +230,79 @@ where
         Ok(o) => o,
         Err(e) => return refused(400, format!("field `detail.id`: {e}")),
     };
-    match organization_event(intake, &webhook, change, org, now).await {
-        Ok((planned, mut done, mirror)) => match intake.enqueue(planned).await {
-            Ok(results) => {
-                done.extend(results);
-                let mut summary = Summary::new(RequestSource::ZendeskWebhook, done);
-                summary.mirror = Some(mirror);
-                summary.log();
-                HttpResponse::json(202, json!(summary))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, outcome = "failed", "enqueue failed");
-                HttpResponse::error(503, e.to_string())
-            }
-        },
+    let store_failed = |e: StoreError| {
+        // Zendesk may retry a failed delivery; the sends, exception upserts and the mirror
+        // write are idempotent.
+        tracing::error!(error = %e, outcome = "failed", "state store failed");
+        HttpResponse::error(503, format!("a state store failed ({e}); retry"))
+    };
+    let (planned, mut done, mirror_change) =
+        match organization_event(intake, &webhook, change, org, now).await {
+            Ok(decided) => decided,
+            Err(e) => return store_failed(e),
+        };
+    let results = match intake.enqueue(planned).await {
+        Ok(results) => results,
         Err(e) => {
-            // Zendesk retries a failed delivery; the mirror write and sends are idempotent.
-            tracing::error!(error = %e, outcome = "failed", "state store failed");
-            HttpResponse::error(503, format!("a state store failed ({e}); retry"))
+            tracing::error!(error = %e, outcome = "failed", "enqueue failed");
+            return HttpResponse::error(503, e.to_string());
         }
-    }
+    };
+    // The mirror changes last: a retried delivery after a failure above must still find the
+    // organization's previous key there (a deleted org's account, the account a key change
+    // took the key from), or the retry would find nothing to do and the event would be lost.
+    let mirror = match apply_mirror_change(intake, mirror_change).await {
+        Ok(m) => m,
+        Err(e) => return store_failed(e),
+    };
+    done.extend(results);
+    let mut summary = Summary::new(RequestSource::ZendeskWebhook, done);
+    summary.mirror = Some(mirror);
+    summary.log();
+    HttpResponse::json(202, json!(summary))
+}
+
+/// What an organization event does to the org mirror, applied once everything else the event
+/// does has been stored.
+enum MirrorChange {
+    Delete(OrgId),
+    Upsert(MirroredOrg),
+}
+
+async fn apply_mirror_change<Q, L, M, E>(
+    intake: &Intake<Q, L, M, E>,
+    change: MirrorChange,
+) -> Result<&'static str, StoreError>
+where
+    Q: WorkQueue,
+    L: LinkStore,
+    M: OrgMirror,
+    E: ExceptionStore,
+{
+    Ok(match change {
+        MirrorChange::Delete(org) => {
+            intake.mirror.delete(org).await?;
+            "deleted"
+        }
+        MirrorChange::Upsert(row) => match intake.mirror.upsert(&row).await? {
+            UpsertOutcome::Written => "written",
+            UpsertOutcome::Stale => "stale",
+        },
+    })
 }
 
 type Planned = Vec<(SyncRequest, EventResult)>;
 
 /// Decides what one organization event does; returns the sync requests to send, the results
-/// already final (ignored, echoes, exceptions) and what happened to the mirror.
+/// already final (ignored, echoes, exceptions; their exception rows already written) and the
+/// change to make to the mirror once the requests are sent.
 async fn organization_event<Q, L, M, E>(
     intake: &Intake<Q, L, M, E>,
     webhook: &Webhook,
     change: &str,
     org: OrgId,
     now: OffsetDateTime,
-) -> Result<(Planned, Vec<EventResult>, &'static str), StoreError>
+) -> Result<(Planned, Vec<EventResult>, MirrorChange), StoreError>
 where
     Q: WorkQueue,
     L: LinkStore,
@@ -294,7 +334,6 @@ where
     let existing = intake.mirror.get(org).await?;
 
     if change == "deleted" {
-        intake.mirror.delete(org).await?;
         let mut accounts: Vec<AccountId> = Vec::new();
         for key in [
             detail_key.as_deref(),
@@ -309,7 +348,7 @@ where
         if accounts.is_empty() {
             return Ok((vec![], vec![base().reason(format!(
                 "organization {org} was deleted, but it carried no account key: no account is linked to it"
-            ))], "deleted"));
+            ))], MirrorChange::Delete(org)));
         }
         let planned = accounts
             .iter()
@@ -321,16 +360,20 @@ where
                 )
             })
             .collect();
-        return Ok((planned, vec![], "deleted"));
+        return Ok((planned, vec![], MirrorChange::Delete(org)));
     }
 
-    // Every other organization event: mirror first.
+    // Every other organization event.
     let current_key = if change == "external_id_changed" {
         match webhook.event.get("current") {
             // The change payload's shape is UNVERIFIED for organizations: fall back on detail.
             Some(v) if v.is_string() || v.is_null() => v.as_str().map(str::to_string),
             _ => detail_key.clone(),
         }
+    } else if change != "created" && webhook.detail.get("external_id").is_none() {
+        // A payload that leaves the key out says nothing about it: keep the mirrored one
+        // (an explicit null does clear it).
+        existing.as_ref().and_then(|e| e.external_id.clone())
     } else {
         detail_key.clone()
     };
@@ -348,10 +391,7 @@ where
         domains,
         opt_str(&webhook.detail, "/updated_at"),
     );
-    let mirror = match intake.mirror.upsert(&mirrored).await? {
-        UpsertOutcome::Written => "written",
-        UpsertOutcome::Stale => "stale",
-    };
+    let mirror = MirrorChange::Upsert(mirrored);
     let linked_here = |account: AccountId| async move {
         intake
             .links
@@ -843,5 +883,217 @@ mod tests {
         unconfigured.secrets.zendesk_webhook = None;
         let r = crate::http::handle_http(signed(&good, NOW, ZD_SECRET), &unconfigured).await;
         assert_eq!(r.status, 401);
+    }
+
+    /// The in-memory queue, refusing every send while `refuse` is set (SQS unavailable).
+    struct RefusingQueue {
+        inner: orglink_shared::aws::queue::MemoryQueue,
+        refuse: std::sync::atomic::AtomicBool,
+    }
+
+    impl RefusingQueue {
+        fn check(&self) -> Result<(), StoreError> {
+            if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Transient {
+                    service: "SQS",
+                    detail: "refused by the test".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    impl WorkQueue for RefusingQueue {
+        async fn send(&self, m: &orglink_shared::aws::QueueMessage) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.send(m).await
+        }
+        async fn send_batch(
+            &self,
+            m: &[orglink_shared::aws::QueueMessage],
+        ) -> Result<Vec<orglink_shared::aws::queue::BatchFailure>, StoreError> {
+            self.check()?;
+            self.inner.send_batch(m).await
+        }
+        async fn receive(
+            &self,
+            max: usize,
+            visibility: Option<u32>,
+        ) -> Result<Vec<orglink_shared::aws::ReceivedMessage>, StoreError> {
+            self.inner.receive(max, visibility).await
+        }
+        async fn delete(&self, receipt: &str) -> Result<(), StoreError> {
+            self.inner.delete(receipt).await
+        }
+        async fn change_visibility(&self, receipt: &str, secs: u32) -> Result<(), StoreError> {
+            self.inner.change_visibility(receipt, secs).await
+        }
+        async fn dead_letters(
+            &self,
+            max: usize,
+        ) -> Result<Vec<orglink_shared::aws::ReceivedMessage>, StoreError> {
+            self.inner.dead_letters(max).await
+        }
+        async fn redrive(&self, max: usize) -> Result<usize, StoreError> {
+            self.inner.redrive(max).await
+        }
+    }
+
+    type RefusingIntake = Intake<
+        RefusingQueue,
+        orglink_shared::aws::links::MemoryLinks,
+        orglink_shared::aws::mirror::MemoryMirror,
+        orglink_shared::aws::exceptions::MemoryExceptions,
+    >;
+
+    /// The test intake, its queue refusing sends until told otherwise, the org mirrored with
+    /// key A and linked to A.
+    async fn refusing_intake() -> RefusingIntake {
+        let base = intake();
+        let intake = Intake::new(
+            RefusingQueue {
+                inner: orglink_shared::aws::queue::MemoryQueue::new(30, 5),
+                refuse: std::sync::atomic::AtomicBool::new(true),
+            },
+            orglink_shared::aws::links::MemoryLinks::default(),
+            orglink_shared::aws::mirror::MemoryMirror::default(),
+            orglink_shared::aws::exceptions::MemoryExceptions::default(),
+            orglink_shared::contract::Config::embedded_default(),
+            base.secrets.clone(),
+        )
+        .with_clock(std::sync::Arc::new(|| {
+            OffsetDateTime::from_unix_timestamp(NOW).unwrap()
+        }));
+        let mut r = LinkRecord::new(AccountId::parse(A).unwrap());
+        r.org = Some(OrgId::new(ORG).unwrap());
+        intake.links.save(&r).await.unwrap();
+        intake
+            .mirror
+            .upsert(&MirroredOrg::new(
+                OrgId::new(ORG).unwrap(),
+                "Acme",
+                Some(A.into()),
+                ["acme.com"],
+                None,
+            ))
+            .await
+            .unwrap();
+        intake
+    }
+
+    /// Delivers `body` while the queue refuses (503), then again once it accepts (Zendesk's
+    /// retry); returns the second answer and the sync requests queued.
+    async fn delivered_after_a_refusal(
+        intake: &RefusingIntake,
+        body: &str,
+    ) -> (HttpResponse, Vec<SyncRequest>) {
+        let first = crate::http::handle_http(signed(body, NOW, ZD_SECRET), intake).await;
+        assert_eq!(first.status, 503, "{:?}", first.body);
+        intake
+            .queue
+            .refuse
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let second = crate::http::handle_http(signed(body, NOW, ZD_SECRET), intake).await;
+        let mut queued = Vec::new();
+        loop {
+            let got = intake.queue.receive(10, Some(600)).await.unwrap();
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                queued.push(SyncRequest::from_body(&m.body).unwrap());
+            }
+        }
+        (second, queued)
+    }
+
+    #[tokio::test]
+    async fn a_deletion_retried_after_a_failed_send_still_reaches_the_account() {
+        let intake = refusing_intake().await;
+        // The deletion payload without the key: only the mirror names the account, so the
+        // failed attempt must leave the mirror as it was.
+        let body = webhook("deleted", "d-9", detail(None, "Acme"), json!({}));
+        let (r, queued) = delivered_after_a_refusal(&intake, &body).await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        assert_eq!(r.body["enqueued"], 1, "{:?}", r.body);
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].account_id.as_str(), A);
+        assert_eq!(queued[0].kind, EventKind::ReconcileRepair);
+        let org = OrgId::new(ORG).unwrap();
+        assert!(
+            intake.mirror.get(org).await.unwrap().is_none(),
+            "deleted last"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_change_retried_after_a_failed_send_still_repairs_the_account_that_lost_it() {
+        let intake = refusing_intake().await;
+        // A person moves the key from A to B; the payload does not carry the previous key.
+        let body = webhook(
+            "external_id_changed",
+            "k-9",
+            detail(Some(B), "Acme"),
+            json!({"current": B}),
+        );
+        let (r, queued) = delivered_after_a_refusal(&intake, &body).await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        let by_account: BTreeMap<&str, EventKind> = queued
+            .iter()
+            .map(|q| (q.account_id.as_str(), q.kind))
+            .collect();
+        assert_eq!(
+            by_account.get(A),
+            Some(&EventKind::ReconcileRepair),
+            "{queued:?}"
+        );
+        assert_eq!(by_account.get(B), Some(&EventKind::Manual), "{queued:?}");
+        let row = intake
+            .mirror
+            .get(OrgId::new(ORG).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.external_id.as_deref(), Some(B));
+    }
+
+    #[tokio::test]
+    async fn an_event_without_the_key_keeps_the_mirrored_key() {
+        let intake = intake();
+        let org = OrgId::new(ORG).unwrap();
+        intake
+            .mirror
+            .upsert(&MirroredOrg::new(
+                org,
+                "Acme",
+                Some(A.into()),
+                ["acme.com"],
+                None,
+            ))
+            .await
+            .unwrap();
+        let mut no_key = detail(None, "Acme Renamed");
+        no_key.as_object_mut().unwrap().remove("external_id");
+        let r = send(&intake, &webhook("name_changed", "n-9", no_key, json!({}))).await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        let row = intake.mirror.get(org).await.unwrap().unwrap();
+        assert_eq!(row.external_id.as_deref(), Some(A));
+        assert_eq!(row.name, "Acme Renamed");
+        // An explicit null does clear it.
+        let r = send(
+            &intake,
+            &webhook(
+                "name_changed",
+                "n-10",
+                detail(None, "Acme Renamed"),
+                json!({}),
+            ),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        assert_eq!(
+            intake.mirror.get(org).await.unwrap().unwrap().external_id,
+            None
+        );
     }
 }
