@@ -41,6 +41,17 @@ pub trait ClaimStore: Send + Sync {
         account: &AccountId,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Moves the claim from `from` to `to`, only while `from` still holds it (an account
+    /// Salesforce merged into `to`: its organization is the winner's). `HeldBy` when another
+    /// account holds it by then; `Claimed` when `to` already does.
+    fn transfer(
+        &self,
+        org: OrgId,
+        from: &AccountId,
+        to: &AccountId,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
     fn holder(&self, org: OrgId) -> impl Future<Output = Result<Option<Claim>, StoreError>> + Send;
 }
 
@@ -81,6 +92,36 @@ impl ClaimStore for MemoryClaims {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    async fn transfer(
+        &self,
+        org: OrgId,
+        from: &AccountId,
+        to: &AccountId,
+        now_ms: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let mut claims = self.claims.lock().expect("claims lock");
+        match claims.get(&org) {
+            Some(held) if &held.account == to => Ok(ClaimOutcome::Claimed),
+            Some(held) if &held.account == from => {
+                claims.insert(
+                    org,
+                    Claim {
+                        org,
+                        account: to.clone(),
+                        claimed_at_ms: now_ms,
+                    },
+                );
+                Ok(ClaimOutcome::Claimed)
+            }
+            Some(held) => Ok(ClaimOutcome::HeldBy(held.clone())),
+            // Released meanwhile, as DynamoDB's twin reports it: a fresh attempt decides.
+            None => Err(StoreError::Contended {
+                store: "claims".into(),
+                key: org.to_string(),
+            }),
+        }
     }
 
     async fn holder(&self, org: OrgId) -> Result<Option<Claim>, StoreError> {
@@ -185,6 +226,50 @@ mod dynamo_impl {
             }
         }
 
+        async fn transfer(
+            &self,
+            org: OrgId,
+            from: &AccountId,
+            to: &AccountId,
+            now_ms: i64,
+        ) -> Result<ClaimOutcome, StoreError> {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("org_id", s(org.to_string()))
+                .item("account_id", s(to.as_str()))
+                .item("claimed_at", n(now_ms))
+                .condition_expression("account_id = :from")
+                .expression_attribute_values(":from", s(from.as_str()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(ClaimOutcome::Claimed),
+                Err(err) => match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(e)) => match e.item() {
+                        Some(old) => {
+                            let held = self.read_item(org, old)?;
+                            if &held.account == to {
+                                Ok(ClaimOutcome::Claimed)
+                            } else {
+                                Ok(ClaimOutcome::HeldBy(held))
+                            }
+                        }
+                        // Released meanwhile: a fresh attempt decides.
+                        None => Err(StoreError::Contended {
+                            store: self.table.clone(),
+                            key: org.to_string(),
+                        }),
+                    },
+                    _ => Err(classify(SERVICE, err)),
+                },
+            }
+        }
+
         async fn holder(&self, org: OrgId) -> Result<Option<Claim>, StoreError> {
             let out = self
                 .client
@@ -197,5 +282,44 @@ mod dynamo_impl {
                 .map_err(|e| classify(SERVICE, e))?;
             out.item().map(|i| self.read_item(org, i)).transpose()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(n: u64) -> AccountId {
+        AccountId::parse(&format!("001SB{n:010}")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_transfer_moves_the_claim_only_from_the_named_holder() {
+        let claims = MemoryClaims::default();
+        let org = OrgId::new(7).unwrap();
+        let (loser, winner, other) = (account(1), account(2), account(3));
+        assert!(matches!(
+            claims.transfer(org, &loser, &winner, 1).await,
+            Err(StoreError::Contended { .. })
+        ));
+        claims.claim(org, &loser, 1).await.unwrap();
+        match claims.transfer(org, &other, &winner, 2).await.unwrap() {
+            ClaimOutcome::HeldBy(c) => assert_eq!(c.account, loser),
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(
+            claims.transfer(org, &loser, &winner, 3).await.unwrap(),
+            ClaimOutcome::Claimed
+        );
+        assert_eq!(claims.holder(org).await.unwrap().unwrap().account, winner);
+        // Done already: a repeat is a no-op, the loser can no longer take it back.
+        assert_eq!(
+            claims.transfer(org, &loser, &winner, 4).await.unwrap(),
+            ClaimOutcome::Claimed
+        );
+        assert!(matches!(
+            claims.claim(org, &loser, 5).await.unwrap(),
+            ClaimOutcome::HeldBy(_)
+        ));
     }
 }
