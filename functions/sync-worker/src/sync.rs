@@ -15,8 +15,10 @@
 //!    (create, or link the one keyless org the mirror knows) is held — retried later, an
 //!    exception `mirror_not_filled` once the streak is past the give-up window — and no
 //!    domain is added to a linked org.
-//! 6. [`resolve`], then: an exception is upserted by fingerprint; a link claims the org
-//!    (conditional write) and updates only what changed; a create goes through
+//! 6. [`resolve`], then: an exception is upserted by fingerprint; a link by domain first
+//!    checks that no other account's `Zendesk_Org_ID__c` names the org (one query); a link
+//!    claims the org (conditional write; a merged-away account's claim moves over) and
+//!    updates only what changed; a create goes through
 //!    `create_or_update` keyed on external_id, so a retried or crashed create finds its org,
 //!    and adds the domain and tags add-only afterwards.
 //! 7. The write-back (only link fields whose value changes), the mirror, the link record.
@@ -702,7 +704,9 @@ impl<P: Ports> Worker<P> {
         })
     }
 
-    /// Claims `org` for the account; `Err(outcome)` when another account holds it.
+    /// Claims `org` for the account; `Err(outcome)` when another account holds it. A claim
+    /// held by an account Salesforce merged into this one is this account's: it moves over
+    /// (conditional on the loser still holding it).
     async fn claim(
         &self,
         req: &SyncRequest,
@@ -712,42 +716,79 @@ impl<P: Ports> Worker<P> {
         org: OrgId,
         now: i64,
     ) -> Result<Result<(), Outcome>, SyncError> {
-        match self.stores.claims.claim(org, &g.account.id, now).await? {
-            ClaimOutcome::Claimed => Ok(Ok(())),
-            ClaimOutcome::HeldBy(other) => {
-                // Zendesk has no compare-and-set: the claim is what keeps a second account off
-                // an organization another account is linking (or linked).
-                let kind = if resolution.rule == Rule::UniqueKeylessDomain {
-                    ExceptionKind::DomainCollision
-                } else {
-                    ExceptionKind::KeyConflict
-                };
-                let evidence = resolution
-                    .evidence
-                    .clone()
-                    .with("rule", resolution.rule)
-                    .with("claimed_by", other.account.as_str());
-                let finding = Finding::new(kind, [g.account.id.clone(), other.account], [org])
-                    .with_domain(
-                        (kind == ExceptionKind::DomainCollision)
-                            .then(|| g.domain.clone())
-                            .flatten(),
-                    )
-                    .with_evidence(evidence)
-                    .with_actions(vec![
-                        ReviewAction::CreateNewOrg {
-                            account: g.account.id.clone(),
-                        },
-                        ReviewAction::IgnoreAccount {
-                            account: g.account.id.clone(),
-                        },
-                    ]);
-                let outcome = self
-                    .exception(req, g, record.clone(), resolution, finding, kind, now)
-                    .await?;
-                Ok(Err(outcome))
+        let claims = &self.stores.claims;
+        let mut outcome = claims.claim(org, &g.account.id, now).await?;
+        if let ClaimOutcome::HeldBy(held) = &outcome
+            && g.merged.contains(&held.account)
+        {
+            let merged = held.account.clone();
+            outcome = claims.transfer(org, &merged, &g.account.id, now).await?;
+            if outcome == ClaimOutcome::Claimed {
+                tracing::info!(account = %g.account.id, org = %org, merged = %merged, "claim moved from a merged-away account");
             }
         }
+        match outcome {
+            ClaimOutcome::Claimed => Ok(Ok(())),
+            // Zendesk has no compare-and-set: the claim is what keeps a second account off an
+            // organization another account is linking (or linked).
+            ClaimOutcome::HeldBy(other) => self
+                .held_elsewhere(
+                    req,
+                    g,
+                    record,
+                    resolution,
+                    org,
+                    other.account,
+                    "claimed_by",
+                    now,
+                )
+                .await
+                .map(Err),
+        }
+    }
+
+    /// The collision exception for an org another account holds (its claim, or its
+    /// `Zendesk_Org_ID__c`): `domain_collision` when the link was by domain, `key_conflict`
+    /// otherwise. `why` names the evidence: `claimed_by` or `stored_by`.
+    #[allow(clippy::too_many_arguments)]
+    async fn held_elsewhere(
+        &self,
+        req: &SyncRequest,
+        g: &Gathered,
+        record: &LinkRecord,
+        resolution: &Resolution,
+        org: OrgId,
+        other: AccountId,
+        why: &str,
+        now: i64,
+    ) -> Result<Outcome, SyncError> {
+        let kind = if resolution.rule == Rule::UniqueKeylessDomain {
+            ExceptionKind::DomainCollision
+        } else {
+            ExceptionKind::KeyConflict
+        };
+        let evidence = resolution
+            .evidence
+            .clone()
+            .with("rule", resolution.rule)
+            .with(why, other.as_str());
+        let finding = Finding::new(kind, [g.account.id.clone(), other], [org])
+            .with_domain(
+                (kind == ExceptionKind::DomainCollision)
+                    .then(|| g.domain.clone())
+                    .flatten(),
+            )
+            .with_evidence(evidence)
+            .with_actions(vec![
+                ReviewAction::CreateNewOrg {
+                    account: g.account.id.clone(),
+                },
+                ReviewAction::IgnoreAccount {
+                    account: g.account.id.clone(),
+                },
+            ]);
+        self.exception(req, g, record.clone(), resolution, finding, kind, now)
+            .await
     }
 
     async fn link(
@@ -783,6 +824,21 @@ impl<P: Ports> Worker<P> {
             return Ok(Outcome::Ignored {
                 reason: ignored.reason.to_string(),
             });
+        }
+        // A keyless org carrying the domain may still be another account's legacy link: its
+        // `Zendesk_Org_ID__c` names it, and that account may not have synced (so no claim)
+        // yet. One query, only for a link by domain.
+        if resolution.rule == Rule::UniqueKeylessDomain
+            && let Some((other, _)) = self
+                .salesforce
+                .accounts_naming_orgs(&[org], &g.account.id)
+                .await?
+                .into_iter()
+                .next()
+        {
+            return self
+                .held_elsewhere(req, g, &record, resolution, org, other, "stored_by", now)
+                .await;
         }
         if let Err(outcome) = self.claim(req, g, &record, resolution, org, now).await? {
             return Ok(outcome);

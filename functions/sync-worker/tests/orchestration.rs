@@ -175,7 +175,7 @@ async fn a_new_customer_gets_one_org_with_its_key_in_exactly_seven_calls() {
 }
 
 #[tokio::test]
-async fn an_existing_keyless_org_carrying_the_domain_is_linked_and_keyed_in_seven_calls() {
+async fn an_existing_keyless_org_carrying_the_domain_is_linked_and_keyed_in_eight_calls() {
     let env = Env::start(json!({
         "salesforce": {"accounts": [customer(A, "Acme", "acmewidgets.com")]},
         "zendesk": {"organizations": [{"id": 500, "name": "ACME legacy", "external_id": null, "domain_names": ["acmewidgets.com"], "tags": ["vip"]}]}
@@ -203,11 +203,12 @@ async fn an_existing_keyless_org_carrying_the_domain_is_linked_and_keyed_in_seve
         matches!(out, Outcome::Succeeded { org, rule: Rule::UniqueKeylessDomain, action: Action::Linked, .. } if org == legacy),
         "{out:?}"
     );
+    // The second query asks whether another account's Zendesk_Org_ID__c names the org.
     assert_eq!(
         delta(&before, &counts(&env)),
         vec![
             ("sf.query_all", 1),
-            ("sf.query", 1),
+            ("sf.query", 2),
             ("sf.composite", 1),
             ("zd.org_show_many", 2),
             ("zd.org_update", 1),
@@ -561,6 +562,117 @@ async fn an_org_keyed_to_a_merged_away_account_is_relinked_and_rekeyed() {
     assert_eq!(orgs.len(), 1, "no second org");
     assert_eq!(orgs[0]["external_id"], A);
     assert_eq!(env.account(A).await["Zendesk_Org_ID__c"], "700");
+}
+
+#[tokio::test]
+async fn a_claim_held_by_a_merged_away_account_moves_to_the_winner() {
+    // The loser synced before the merge: it holds the claim on its org.
+    let loser = "001SB0000000003YAA";
+    let env = Env::start(json!({
+        "salesforce": {"accounts": [
+            customer(A, "Acme", "acmewidgets.com"),
+            {"Id": loser, "Name": "Acme (old)", "Type": "Customer", "MasterRecordId": A}
+        ]},
+        "zendesk": {"organizations": [{"id": 700, "name": "Acme (old)", "external_id": loser, "domain_names": []}]}
+    }))
+    .await;
+    let org = OrgId::new(700).unwrap();
+    use orglink_shared::aws::ClaimStore;
+    let claims = &env.worker.stores.claims;
+    claims
+        .claim(org, &AccountId::parse(loser).unwrap(), now_ms())
+        .await
+        .unwrap();
+    let out = done(env.sync(&request(A, EventKind::Manual, "e-1")).await);
+    assert!(
+        matches!(out, Outcome::Succeeded { org: o, rule: Rule::MergedAccountKey, action: Action::Linked, .. } if o == org),
+        "{out:?}"
+    );
+    assert_eq!(env.admin.orgs().await[0]["external_id"], A);
+    assert_eq!(env.account(A).await["Zendesk_Org_ID__c"], "700");
+    assert_eq!(
+        claims.holder(org).await.unwrap().unwrap().account.as_str(),
+        A
+    );
+}
+
+/// A keyless org carrying the domain that another account names in `Zendesk_Org_ID__c` (a
+/// legacy link, not yet synced, so not claimed) is never linked by domain, whichever account
+/// syncs first: the legacy account keeps it, the other gets a domain collision.
+#[tokio::test]
+async fn a_keyless_org_another_account_names_in_salesforce_is_never_linked_by_domain() {
+    for legacy_first in [false, true] {
+        let env = Env::start(json!({
+            "salesforce": {"accounts": [
+                {"Id": A, "Name": "Acme", "Website": "acmewidgets.com", "Type": "Customer - Direct", "Zendesk_Org_ID__c": "500"},
+                customer(B, "Acme Europe", "https://acmewidgets.com/eu")
+            ]},
+            "zendesk": {"organizations": [{"id": 500, "name": "Acme legacy", "external_id": null, "domain_names": ["acmewidgets.com"]}]}
+        }))
+        .await;
+        let legacy = OrgId::new(500).unwrap();
+        env.worker
+            .stores
+            .mirror
+            .upsert(&MirroredOrg::new(
+                legacy,
+                "Acme legacy",
+                None,
+                ["acmewidgets.com"],
+                None,
+            ))
+            .await
+            .unwrap();
+        let order = if legacy_first { [A, B] } else { [B, A] };
+        let mut outs = std::collections::BTreeMap::new();
+        for (i, id) in order.into_iter().enumerate() {
+            let out = done(
+                env.sync(&request(id, EventKind::ClosedWon, &format!("e-{i}")))
+                    .await,
+            );
+            outs.insert(id, out);
+        }
+        let ctx = format!("legacy account first: {legacy_first}");
+        assert!(
+            matches!(outs[A], Outcome::Succeeded { org, rule: Rule::StoredOrgKeyless, .. } if org == legacy),
+            "{ctx}: {:?}",
+            outs[A]
+        );
+        let Outcome::Exception {
+            kind: ExceptionKind::DomainCollision,
+            fingerprint,
+            ..
+        } = &outs[B]
+        else {
+            panic!("{ctx}: {:?}", outs[B]);
+        };
+        let row = env
+            .worker
+            .stores
+            .exceptions
+            .get(fingerprint)
+            .await
+            .unwrap()
+            .unwrap();
+        let named: Vec<&str> = row.finding.accounts.iter().map(|a| a.as_str()).collect();
+        assert!(named.contains(&B), "{ctx}: {named:?}");
+        if !legacy_first {
+            // Raised before the link: it names the account whose stored id holds the org.
+            assert!(named.contains(&A), "{ctx}: {named:?}");
+            assert_eq!(
+                row.finding.evidence.get("stored_by"),
+                Some(&[A.to_string()][..]),
+                "{ctx}"
+            );
+        }
+        let orgs = env.admin.orgs().await;
+        assert_eq!(orgs.len(), 1, "{ctx}: nothing created");
+        assert_eq!(orgs[0]["external_id"], A, "{ctx}");
+        assert_eq!(env.account(A).await["Zendesk_Org_ID__c"], "500", "{ctx}");
+        let b = env.account(B).await;
+        assert!(b["Zendesk_Org_ID__c"].is_null(), "{ctx}");
+        assert_eq!(b["Zendesk_Sync_Status__c"], "Pending Review", "{ctx}");
+    }
 }
 
 #[tokio::test]

@@ -432,3 +432,128 @@ async fn separate_dynamodb_budgets_never_spend_the_same_tokens() {
         other => panic!("granted through another process's pause: {other:?}"),
     }
 }
+
+/// A keyless org carrying a domain that another account names in `Zendesk_Org_ID__c` (a legacy
+/// link, not yet synced, so not claimed) is never linked by domain, whichever account runs
+/// first: Legacy-first on one org, domain-first on another, on DynamoDB claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_link_in_salesforce_keeps_its_org_from_a_domain_link_in_either_order() {
+    // Pair 1 (org 500): the domain account runs first. Pair 2 (org 600): the legacy one does.
+    let (legacy1, domain1, legacy2, domain2) = (account(1), account(2), account(3), account(4));
+    let stored = |id: &str, name: &str, website: &str, org: &str| json!({"Id": id, "Name": name, "Website": website, "Type": "Customer - Direct", "Zendesk_Org_ID__c": org});
+    let w = World::start(
+        "worker-legacy-stored",
+        json!({
+            "salesforce": {"accounts": [
+                stored(&legacy1, "Acme", "acme-widgets.com", "500"),
+                customer(&domain1, "Acme Europe", "https://acme-widgets.com/eu"),
+                stored(&legacy2, "Beta", "beta-widgets.com", "600"),
+                customer(&domain2, "Beta Europe", "https://beta-widgets.com/eu"),
+            ]},
+            "zendesk": {"organizations": [
+                {"id": 500, "name": "Acme legacy", "external_id": null, "domain_names": ["acme-widgets.com"]},
+                {"id": 600, "name": "Beta legacy", "external_id": null, "domain_names": ["beta-widgets.com"]}
+            ]}
+        }),
+    )
+    .await;
+    w.fill_mirror().await;
+    w.enqueue(&request(&domain1, EventKind::ClosedWon, "ev-d1"))
+        .await;
+    w.enqueue(&request(&legacy2, EventKind::ClosedWon, "ev-l2"))
+        .await;
+    let first = [domain1.clone(), legacy2.clone()];
+    let report = w.run_until_linked(2, &first, Duration::from_secs(40)).await;
+    assert!(report.finished, "{report:?}");
+    w.enqueue(&request(&legacy1, EventKind::ClosedWon, "ev-l1"))
+        .await;
+    w.enqueue(&request(&domain2, EventKind::ClosedWon, "ev-d2"))
+        .await;
+    let all = [
+        domain1.clone(),
+        legacy2.clone(),
+        legacy1.clone(),
+        domain2.clone(),
+    ];
+    let report = w.run_until_linked(2, &all, Duration::from_secs(40)).await;
+    assert!(report.finished, "{report:?}");
+
+    let orgs = w.admin.orgs().await;
+    assert_eq!(orgs.len(), 2, "nothing created: {orgs:?}");
+    use orglink_shared::aws::{ExceptionFilter, ExceptionStatus, ExceptionStore};
+    let rows = w
+        .worker
+        .stores
+        .exceptions
+        .list(&ExceptionFilter::status(ExceptionStatus::Open))
+        .await
+        .unwrap();
+    for (legacy, domain, org) in [(&legacy1, &domain1, 500), (&legacy2, &domain2, 600)] {
+        let o = orgs.iter().find(|o| o["id"] == org).unwrap();
+        assert_eq!(o["external_id"], legacy.as_str(), "org {org}");
+        let l = w.account(legacy).await;
+        assert_eq!(l["Zendesk_Org_ID__c"], org.to_string());
+        assert_eq!(l["Zendesk_Sync_Status__c"], "Linked");
+        let d = w.account(domain).await;
+        assert!(d["Zendesk_Org_ID__c"].is_null(), "org {org}: {d}");
+        assert_eq!(d["Zendesk_Sync_Status__c"], "Pending Review");
+        let row = rows
+            .iter()
+            .find(|r| r.finding.accounts.iter().any(|a| a.as_str() == domain))
+            .unwrap_or_else(|| panic!("no exception for {domain}: {rows:?}"));
+        assert_eq!(
+            row.kind(),
+            orglink_shared::exceptions::ExceptionKind::DomainCollision
+        );
+    }
+    // Not two accounts naming one org in Salesforce.
+    let named: Vec<String> = w
+        .accounts()
+        .await
+        .iter()
+        .filter_map(|a| a["Zendesk_Org_ID__c"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(named.len(), 2, "{named:?}");
+    assert_eq!(w.dlq_depth().await, 0);
+}
+
+/// The loser of a Salesforce merge synced before it and holds the claim on its org (DynamoDB):
+/// the winner's sync moves the claim over and rekeys the org, never a key conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_held_by_a_merged_away_account_moves_to_the_winner_on_dynamodb() {
+    let (winner, loser) = (account(1), account(2));
+    let w = World::start(
+        "worker-merged-claim",
+        json!({
+            "salesforce": {"accounts": [
+                customer(&winner, "Acme", "acme-merged.com"),
+                {"Id": loser, "Name": "Acme (old)", "Type": "Customer", "MasterRecordId": winner}
+            ]},
+            "zendesk": {"organizations": [{"id": 700, "name": "Acme (old)", "external_id": loser, "domain_names": []}]}
+        }),
+    )
+    .await;
+    w.fill_mirror().await;
+    use orglink_shared::aws::ClaimStore;
+    let org = orglink_shared::ids::OrgId::new(700).unwrap();
+    w.worker
+        .stores
+        .claims
+        .claim(org, &AccountId::parse(&loser).unwrap(), now_ms())
+        .await
+        .unwrap();
+    w.enqueue(&request(&winner, EventKind::Manual, "ev-w"))
+        .await;
+    let report = w
+        .run_until_linked(1, std::slice::from_ref(&winner), Duration::from_secs(40))
+        .await;
+    assert!(report.finished, "{report:?}");
+    let orgs = w.admin.orgs().await;
+    assert_eq!(orgs.len(), 1, "no second org");
+    assert_eq!(orgs[0]["external_id"], winner.as_str());
+    let acc = w.account(&winner).await;
+    assert_eq!(acc["Zendesk_Sync_Status__c"], "Linked", "{acc}");
+    assert_eq!(acc["Zendesk_Org_ID__c"], "700");
+    let held = w.worker.stores.claims.holder(org).await.unwrap().unwrap();
+    assert_eq!(held.account.as_str(), winner);
+}
