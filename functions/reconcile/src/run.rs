@@ -29,6 +29,13 @@
 //!    end upserts the rows, auto-resolves (complete full runs only), enqueues repairs and
 //!    writes the summary.
 //!
+//! One run at a time: a run takes the runs table's `reconcile` lease when it starts (a run
+//! that finds another holding it ends at once, saying so), renews it whenever it saves
+//! progress and before it removes mirror rows or resolves anything, and releases it when it
+//! ends. Two runs listing at once would each take the other's stamps for organizations gone.
+//! A lease not renewed for `lease_stale_secs` is taken over; its old holder, if it ever
+//! resumes, finds it cannot renew and stops, removing nothing.
+//!
 //! Before the Lambda deadline (or a page limit, in tests) an invocation commits its progress
 //! and answers [`Step::Continue`]: the caller starts a new invocation with that event (the
 //! Lambda main invokes itself asynchronously; the local runner loops). A budget refusal stops
@@ -44,8 +51,8 @@ use time::OffsetDateTime;
 
 use orglink_shared::aws::exceptions::ORGLINK;
 use orglink_shared::aws::{
-    ExceptionFilter, ExceptionStatus, ExceptionStore, LinkStore, OrgMirror, RunStatus, RunStore,
-    StoreError, WorkQueue,
+    ExceptionFilter, ExceptionStatus, ExceptionStore, LeaseTake, LinkStore, OrgMirror, RunStatus,
+    RunStore, StoreError, WorkQueue,
     mirror::{MirroredOrg, UpsertOutcome},
 };
 use orglink_shared::contract::{Config, EventKind};
@@ -80,6 +87,9 @@ pub const INCREMENTAL_CHECKPOINT: &str = "reconcile-incremental-export";
 
 /// The mirror checkpoint holding the ticket export's cursor where the last run left it.
 pub const TICKET_CHECKPOINT: &str = "reconcile-ticket-export";
+
+/// The run store's lease every reconcile run holds while it acts (one run at a time).
+pub const RUN_LEASE: &str = "reconcile";
 
 /// The state and messaging edges reconcile uses, as one bundle of types.
 pub trait Ports: Send + Sync + 'static {
@@ -182,6 +192,9 @@ pub enum RunError {
     BadCheckpoint { run_id: String, detail: String },
     #[error("a run named {0} exists already; wait a millisecond and start again")]
     RunExists(String),
+    /// Handled inside [`Reconciler::invoke`]: the run stops.
+    #[error("run {run_id} no longer holds the reconcile lease (now held by {holder})")]
+    LeaseLost { run_id: String, holder: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -323,20 +336,64 @@ enum Opened {
         checkpoint: Box<Checkpoint>,
     },
     AlreadyOver(Box<RunOutcome>),
+    /// Another run holds the lease: this one was recorded and ends at once.
+    Refused {
+        run_id: String,
+        started_at_ms: i64,
+        holder: String,
+    },
 }
 
 impl<P: Ports> Reconciler<P> {
     /// Runs one invocation of `event`.
     pub async fn invoke(&self, event: &ReconcileEvent, limits: &Limits) -> Result<Step, RunError> {
+        self.invoke_run(event, limits, &mut None).await
+    }
+
+    /// [`Self::invoke`], naming in `started` the run it opened (once it holds the lease).
+    async fn invoke_run(
+        &self,
+        event: &ReconcileEvent,
+        limits: &Limits,
+        started: &mut Option<String>,
+    ) -> Result<Step, RunError> {
         let calls_before = sent_calls(&self.calls);
         let (run_id, started_at_ms, mut cp) = match self.open(event).await? {
             Opened::AlreadyOver(outcome) => return Ok(Step::Finished(outcome)),
+            Opened::Refused {
+                run_id,
+                started_at_ms,
+                holder,
+            } => {
+                let ctx = Ctx {
+                    run_id: &run_id,
+                    mode: event.mode,
+                    started_at_ms,
+                    limits,
+                    pages: 0,
+                    calls_before,
+                };
+                let cp = Checkpoint {
+                    version: CHECKPOINT_VERSION,
+                    invocations: 1,
+                    ..Checkpoint::default()
+                };
+                let detail = format!("another run {holder} is in progress; this one did not start");
+                tracing::warn!(run_id = %run_id, holder = %holder, "{detail}");
+                let stop = StopReason::AnotherRunInProgress {
+                    run_id: holder,
+                    detail,
+                };
+                let outcome = self.stopped(&ctx, &cp, stop).await?;
+                return Ok(Step::Finished(Box::new(outcome)));
+            }
             Opened::Run {
                 run_id,
                 started_at_ms,
                 checkpoint,
             } => (run_id, started_at_ms, *checkpoint),
         };
+        *started = Some(run_id.clone());
         let mut ctx = Ctx {
             run_id: &run_id,
             mode: event.mode,
@@ -347,6 +404,16 @@ impl<P: Ports> Reconciler<P> {
         };
         match self.advance(&mut ctx, &mut cp).await {
             Ok(step) => Ok(step),
+            Err(RunError::LeaseLost { holder, .. }) => {
+                let detail = format!(
+                    "run {holder} took the reconcile lease over while this run was away (it had not renewed it for lease_stale_secs); this run stopped where it was and removed nothing"
+                );
+                tracing::warn!(run_id = %run_id, %detail, "reconcile stopped");
+                let outcome = self
+                    .stopped(&ctx, &cp, StopReason::LeaseLost { detail })
+                    .await?;
+                Ok(Step::Finished(Box::new(outcome)))
+            }
             Err(err) => match budget_stop(&err) {
                 Some(stop) => {
                     tracing::warn!(run_id = %run_id, error = %err, "reconcile stopped by the rate budget");
@@ -365,17 +432,27 @@ impl<P: Ports> Reconciler<P> {
 
     /// Runs `event` to the end, one invocation after another, in this process: the local
     /// runner's stand-in for the Lambda continuation. Returns the outcome and the number of
-    /// invocations it took.
+    /// invocations it took. A failed invocation gives the run up (nothing here retries it, as
+    /// Lambda does): its lease is released, so the next run need not wait for it to go stale.
     pub async fn run_to_end(
         &self,
         event: ReconcileEvent,
         limits: &Limits,
     ) -> Result<RunOutcome, RunError> {
         let mut event = event;
+        let mut run = None;
         loop {
-            match self.invoke(&event, limits).await? {
-                Step::Continue(next) => event = next,
-                Step::Finished(outcome) => return Ok(*outcome),
+            match self.invoke_run(&event, limits, &mut run).await {
+                Ok(Step::Continue(next)) => event = next,
+                Ok(Step::Finished(outcome)) => return Ok(*outcome),
+                Err(err) => {
+                    if let Some(run_id) = &run
+                        && let Err(e) = self.stores.runs.release_lease(RUN_LEASE, run_id).await
+                    {
+                        tracing::warn!(run_id = %run_id, error = %e, "the failed run's lease could not be released; it goes stale after lease_stale_secs");
+                    }
+                    return Err(err);
+                }
             }
         }
     }
@@ -387,6 +464,28 @@ impl<P: Ports> Reconciler<P> {
             let run_id = format!("{}-{now}", event.mode.as_str());
             if !runs.start(&run_id, event.mode.as_str(), now).await? {
                 return Err(RunError::RunExists(run_id));
+            }
+            let stale_after_ms = i64::try_from(self.settings.lease_stale_secs)
+                .unwrap_or(i64::MAX / 2000)
+                .saturating_mul(1000);
+            match runs
+                .take_lease(RUN_LEASE, &run_id, now, stale_after_ms)
+                .await?
+            {
+                LeaseTake::Busy(lease) => {
+                    return Ok(Opened::Refused {
+                        run_id,
+                        started_at_ms: now,
+                        holder: lease.holder,
+                    });
+                }
+                LeaseTake::Taken { from: Some(old) } => tracing::warn!(
+                    run_id = %run_id,
+                    stale_holder = %old.holder,
+                    renewed_at_ms = old.renewed_at_ms,
+                    "took the reconcile lease over from a run that stopped renewing it; that run stops if it resumes"
+                ),
+                LeaseTake::Taken { from: None } => {}
             }
             let mut cp = Checkpoint {
                 version: CHECKPOINT_VERSION,
@@ -474,13 +573,33 @@ impl<P: Ports> Reconciler<P> {
         Ok(from.min(now / 1000 - 60))
     }
 
+    /// Saves progress, renewing the lease first: a run that lost it saves nothing more.
     async fn save(&self, run_id: &str, cp: &Checkpoint) -> Result<(), RunError> {
+        self.hold_lease(run_id).await?;
         let text = serde_json::to_string(cp).expect("a checkpoint serializes");
         self.stores.runs.checkpoint(run_id, &text).await?;
         Ok(())
     }
 
+    /// Renews the run's lease; [`RunError::LeaseLost`] when another run took it over.
+    async fn hold_lease(&self, run_id: &str) -> Result<(), RunError> {
+        let runs = &self.stores.runs;
+        if runs.renew_lease(RUN_LEASE, run_id, now_ms()).await? {
+            return Ok(());
+        }
+        let holder = runs
+            .lease(RUN_LEASE)
+            .await?
+            .map_or_else(|| "none (released)".to_string(), |l| l.holder);
+        Err(RunError::LeaseLost {
+            run_id: run_id.to_string(),
+            holder,
+        })
+    }
+
     async fn advance(&self, ctx: &mut Ctx<'_>, cp: &mut Checkpoint) -> Result<Step, RunError> {
+        // Every invocation first makes sure the run still holds the lease.
+        self.hold_lease(ctx.run_id).await?;
         if cp.phase == Phase::Orgs {
             let done = if ctx.mode == Mode::Full || cp.orgs.export_stalled_at.is_some() {
                 self.list_orgs(ctx, cp).await?
@@ -594,7 +713,9 @@ impl<P: Ports> Reconciler<P> {
         }
         // What the mirror holds that this listing never stamped is gone from Zendesk, unless
         // it changed after the run began (an organization the worker created or updated
-        // behind the listing's back): the next full run judges that one.
+        // behind the listing's back): the next full run judges that one. Only while this run
+        // holds the lease: another run's stamps would make this one's look stale.
+        self.hold_lease(ctx.run_id).await?;
         let began = iso_seconds(ctx.started_at_ms);
         let gone: Vec<OrgId> = self
             .stores
@@ -942,6 +1063,7 @@ impl<P: Ports> Reconciler<P> {
             *findings_by_kind.entry(f.kind).or_default() += 1;
         }
 
+        self.hold_lease(ctx.run_id).await?;
         let now = now_ms();
         let seen = self
             .upsert_rows(&findings, &names, &org_names, ctx, cp, now, &mut rows)
@@ -997,6 +1119,10 @@ impl<P: Ports> Reconciler<P> {
         self.stores
             .runs
             .finish(ctx.run_id, RunStatus::Complete, &value, finished)
+            .await?;
+        self.stores
+            .runs
+            .release_lease(RUN_LEASE, ctx.run_id)
             .await?;
         tracing::info!(run_id = ctx.run_id, summary = %value, "reconcile run complete");
         let metrics = run_summary.metrics(&self.metrics);
@@ -1218,6 +1344,11 @@ impl<P: Ports> Reconciler<P> {
         self.stores
             .runs
             .finish(ctx.run_id, RunStatus::Incomplete, &value, finished)
+            .await?;
+        // A run refused the lease or that lost it holds nothing: this releases nothing then.
+        self.stores
+            .runs
+            .release_lease(RUN_LEASE, ctx.run_id)
             .await?;
         let metrics = summary.metrics(&self.metrics);
         Ok(RunOutcome {

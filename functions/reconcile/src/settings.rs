@@ -31,6 +31,10 @@ pub struct ReconcileSettings {
     pub report_sample: usize,
     /// Organization mirror writes and exception upserts in flight at once.
     pub store_concurrency: usize,
+    /// A run's lease (one run at a time) not renewed for this long may be taken over by a new
+    /// run: its holder is taken for dead. At least twice the function's timeout, since a run
+    /// renews it once per invocation at least.
+    pub lease_stale_secs: u64,
     /// Zendesk plan limit per minute and this deployment's share of it (as the worker's).
     pub zendesk_plan_per_minute: u32,
     pub zendesk_share_percent: u32,
@@ -51,6 +55,8 @@ impl Default for ReconcileSettings {
             account_attempts: 3,
             report_sample: 200,
             store_concurrency: 16,
+            // Twice the largest Lambda timeout (900 s).
+            lease_stale_secs: 1800,
             zendesk_plan_per_minute: 700,
             zendesk_share_percent: 50,
             salesforce_per_minute: 600,
@@ -70,9 +76,13 @@ impl ReconcileSettings {
     pub fn from_json(text: &str) -> Result<Self, SettingsError> {
         let s: Self = orglink_shared::aws::deployment::settings_from_json(text)
             .map_err(|e| SettingsError(e.to_string()))?;
-        if s.commit_every_pages == 0 || s.store_concurrency == 0 || s.account_attempts == 0 {
+        if s.commit_every_pages == 0
+            || s.store_concurrency == 0
+            || s.account_attempts == 0
+            || s.lease_stale_secs == 0
+        {
             return Err(SettingsError(
-                "commit_every_pages, store_concurrency and account_attempts must be at least 1"
+                "commit_every_pages, store_concurrency, account_attempts and lease_stale_secs must be at least 1"
                     .into(),
             ));
         }

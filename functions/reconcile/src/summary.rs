@@ -21,6 +21,12 @@ pub enum StopReason {
     /// over in each, since nothing but cursors and counters travels between invocations):
     /// raise the function's timeout.
     AccountStreamTooLong { detail: String },
+    /// Another reconcile run held the lease (one run at a time): this one did not start, and
+    /// stamped, removed and resolved nothing.
+    AnotherRunInProgress { run_id: String, detail: String },
+    /// Another run took the lease over while this one was away (its lease had gone stale):
+    /// this one stopped where it was, removing and resolving nothing.
+    LeaseLost { detail: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -755,3 +755,142 @@ async fn an_account_stream_cut_short_starts_over_within_a_bound() {
     assert_eq!(open[0].fingerprint, stale.fingerprint());
     assert!(three.metrics[0].contains("\"ReconcileStopped\":1"));
 }
+
+/// One run at a time. A full run hands over between invocations, and another run (a scheduled
+/// delta, a manual full run) may be invoked in between: it must not list, stamp or remove
+/// anything, or the first run's stamps of its earlier pages look stale and valid mirror rows
+/// are removed. It ends at once, saying which run is in progress, and the first run ends as
+/// if alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_started_while_another_is_in_progress_does_not_start() {
+    use orglink_reconcile::run::RUN_LEASE;
+
+    let (scenario, _) = generated(300, 5);
+    let world = World::serve(scenario).await;
+    let r = world.reconciler(Stores::memory(), roomy_budget()).await;
+    let Step::Continue(next) = r
+        .invoke(&ReconcileEvent::new(Mode::Full), &Limits::pages(1))
+        .await
+        .unwrap()
+    else {
+        panic!("a 300-account world lists more than one page of organizations")
+    };
+    let first = next.run_id.clone().unwrap();
+    let mirrored = r.stores.mirror.all().await.unwrap().len();
+    assert!(mirrored > 0);
+
+    for mode in [Mode::Full, Mode::Delta] {
+        let other = r
+            .run_to_end(ReconcileEvent::new(mode), &Limits::none())
+            .await
+            .unwrap();
+        assert_eq!(
+            other.summary.state,
+            RunState::Stopped,
+            "{:?}",
+            other.summary.stop
+        );
+        match &other.summary.stop {
+            Some(StopReason::AnotherRunInProgress { run_id, detail }) => {
+                assert_eq!(run_id, &first);
+                assert!(detail.contains("did not start"), "{detail}");
+            }
+            stop => panic!("{stop:?}"),
+        }
+        assert_eq!(other.summary.orgs.pages, 0, "{:?}", other.summary.orgs);
+        assert_eq!(other.summary.rows.auto_resolved, 0);
+        // Nothing stamped by it: every mirrored row is one it did not list.
+        assert_eq!(
+            r.stores
+                .mirror
+                .not_listed(&other.summary.run_id)
+                .await
+                .unwrap()
+                .len(),
+            mirrored
+        );
+        let record = r
+            .stores
+            .runs
+            .get(&other.summary.run_id, 0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.status, orglink_shared::aws::RunStatus::Incomplete);
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(r.stores.mirror.filled().await.unwrap(), None);
+
+    let done = r.run_to_end(next, &Limits::pages(1)).await.unwrap();
+    assert_eq!(
+        done.summary.state,
+        RunState::Complete,
+        "{:?}",
+        done.summary.stop
+    );
+    assert_eq!(done.summary.orgs.deleted, 0, "{:?}", done.summary.orgs);
+    assert!(r.stores.mirror.not_listed(&first).await.unwrap().is_empty());
+    assert!(r.stores.mirror.filled().await.unwrap().is_some());
+    // Released: the next run starts.
+    assert_eq!(r.stores.runs.lease(RUN_LEASE).await.unwrap(), None);
+    let after = r
+        .run_to_end(ReconcileEvent::new(Mode::Delta), &Limits::none())
+        .await
+        .unwrap();
+    assert_eq!(
+        after.summary.state,
+        RunState::Complete,
+        "{:?}",
+        after.summary.stop
+    );
+}
+
+/// A run that stopped renewing its lease (its invocations stopped coming) is taken over by
+/// the next run; if it ever resumes, it finds it lost the lease and stops where it is,
+/// removing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_stale_lease_was_taken_over_stops_and_removes_nothing() {
+    let (scenario, _) = generated(300, 5);
+    let world = World::serve(scenario).await;
+    let mut r = world.reconciler(Stores::memory(), roomy_budget()).await;
+    r.settings.lease_stale_secs = 1;
+    let Step::Continue(next) = r
+        .invoke(&ReconcileEvent::new(Mode::Full), &Limits::pages(1))
+        .await
+        .unwrap()
+    else {
+        panic!("a 300-account world lists more than one page of organizations")
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let taker = r
+        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::none())
+        .await
+        .unwrap();
+    assert_eq!(
+        taker.summary.state,
+        RunState::Complete,
+        "{:?}",
+        taker.summary.stop
+    );
+    let mirrored = r.stores.mirror.all().await.unwrap();
+    assert!(!mirrored.is_empty());
+    let exceptions_before = open_rows(&r).await;
+
+    let old = r.run_to_end(next, &Limits::pages(1)).await.unwrap();
+    assert_eq!(
+        old.summary.state,
+        RunState::Stopped,
+        "{:?}",
+        old.summary.orgs
+    );
+    assert!(
+        matches!(old.summary.stop, Some(StopReason::LeaseLost { .. })),
+        "{:?}",
+        old.summary.stop
+    );
+    assert_eq!(old.summary.orgs.deleted, 0);
+    assert_eq!(old.summary.rows.auto_resolved, 0);
+    assert_eq!(r.stores.mirror.all().await.unwrap(), mirrored);
+    assert_eq!(open_rows(&r).await, exceptions_before);
+}
+

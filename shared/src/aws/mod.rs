@@ -43,5 +43,5 @@ pub use mirror::{MirrorFilled, MirroredOrg, OrgMirror, UpsertOutcome};
 pub use names::ResourceNames;
 pub use queue::{QueueMessage, ReceivedMessage, WorkQueue};
 pub use rate::SharedRateBudget;
-pub use runs::{RunRecord, RunStatus, RunStore};
+pub use runs::{Lease, LeaseTake, RunRecord, RunStatus, RunStore};
 pub use secrets::{SecretSource, SecretString};

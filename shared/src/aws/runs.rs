@@ -6,6 +6,11 @@
 //! Beside them, a run's *items*: small things a run found and must still act on when it
 //! continues in a new invocation (a misattributed ticket), one item each under a sequence
 //! number the checkpoint counts, never a data set. They expire after [`RUN_ITEM_TTL_SECS`].
+//!
+//! And a *lease* per kind of work (`reconcile`): the one run allowed to act at a time. A run
+//! takes it with a conditional write when it starts, renews it as it goes, releases it when it
+//! ends; a lease not renewed for long (its holder died) may be taken over, and the old holder
+//! then finds it cannot renew. Two runs acting at once would judge each other's stamps.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -53,6 +58,22 @@ impl RunRecord {
     fn expired(&self, now_ms: i64) -> bool {
         self.expiration_s < now_ms.div_euclid(1000)
     }
+}
+
+/// Who holds a lease, and when they last renewed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub holder: String,
+    pub renewed_at_ms: i64,
+}
+
+/// What taking a lease came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseTake {
+    /// Taken; `from` is the holder whose lease had gone stale, if any.
+    Taken { from: Option<Lease> },
+    /// Another run holds it and renewed it recently.
+    Busy(Lease),
 }
 
 pub trait RunStore: Send + Sync {
@@ -110,6 +131,39 @@ pub trait RunStore: Send + Sync {
         kind: &str,
         count: u32,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Takes lease `name` for `run_id` unless another run holds it and renewed it less than
+    /// `stale_after_ms` ago (one conditional write).
+    fn take_lease(
+        &self,
+        name: &str,
+        run_id: &str,
+        now_ms: i64,
+        stale_after_ms: i64,
+    ) -> impl Future<Output = Result<LeaseTake, StoreError>> + Send;
+
+    /// Renews lease `name` if `run_id` still holds it; `false` when it does not (taken over,
+    /// or released): the run must stop without acting.
+    fn renew_lease(
+        &self,
+        name: &str,
+        run_id: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Releases lease `name` if `run_id` holds it (otherwise nothing).
+    fn release_lease(
+        &self,
+        name: &str,
+        run_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Who holds lease `name`, if anyone.
+    fn lease(&self, name: &str) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send;
+}
+
+fn lease_key(name: &str) -> String {
+    format!("lease#{name}")
 }
 
 fn item_key(run_id: &str, kind: &str, seq: u32) -> String {
@@ -155,6 +209,7 @@ fn latest_key(kind: &str) -> String {
 pub struct MemoryRuns {
     runs: Mutex<HashMap<String, RunRecord>>,
     items: Mutex<HashMap<String, String>>,
+    leases: Mutex<HashMap<String, Lease>>,
 }
 
 impl MemoryRuns {
@@ -254,6 +309,56 @@ impl RunStore for MemoryRuns {
                     .ok_or_else(|| item_missing("runs", &key))
             })
             .collect()
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        run_id: &str,
+        now_ms: i64,
+        stale_after_ms: i64,
+    ) -> Result<LeaseTake, StoreError> {
+        let mut leases = self.leases.lock().expect("runs lock");
+        let current = leases.get(name).cloned();
+        if let Some(l) = &current
+            && l.holder != run_id
+            && l.renewed_at_ms >= now_ms - stale_after_ms
+        {
+            return Ok(LeaseTake::Busy(l.clone()));
+        }
+        leases.insert(
+            name.to_string(),
+            Lease {
+                holder: run_id.to_string(),
+                renewed_at_ms: now_ms,
+            },
+        );
+        Ok(LeaseTake::Taken {
+            from: current.filter(|l| l.holder != run_id),
+        })
+    }
+
+    async fn renew_lease(&self, name: &str, run_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let mut leases = self.leases.lock().expect("runs lock");
+        match leases.get_mut(name) {
+            Some(l) if l.holder == run_id => {
+                l.renewed_at_ms = now_ms;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release_lease(&self, name: &str, run_id: &str) -> Result<(), StoreError> {
+        let mut leases = self.leases.lock().expect("runs lock");
+        if leases.get(name).is_some_and(|l| l.holder == run_id) {
+            leases.remove(name);
+        }
+        Ok(())
+    }
+
+    async fn lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        Ok(self.leases.lock().expect("runs lock").get(name).cloned())
     }
 }
 
@@ -457,5 +562,120 @@ mod dynamo_impl {
                 .try_collect()
                 .await
         }
+
+        /// One item `lease#{name}` (attributes `holder`, `renewed_at`; no TTL: it must not
+        /// vanish under its holder). Released by removing `holder`, so no DeleteItem right.
+        async fn take_lease(
+            &self,
+            name: &str,
+            run_id: &str,
+            now_ms: i64,
+            stale_after_ms: i64,
+        ) -> Result<LeaseTake, StoreError> {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("run_id", s(lease_key(name)))
+                .item("holder", s(run_id))
+                .item("renewed_at", n(now_ms))
+                .condition_expression(
+                    "attribute_not_exists(holder) OR holder = :me OR renewed_at < :stale",
+                )
+                .expression_attribute_values(":me", s(run_id))
+                .expression_attribute_values(":stale", n(now_ms - stale_after_ms))
+                .return_values(ReturnValue::AllOld)
+                .send()
+                .await;
+            match result {
+                Ok(out) => Ok(LeaseTake::Taken {
+                    from: out
+                        .attributes()
+                        .and_then(lease_of)
+                        .filter(|l| l.holder != run_id),
+                }),
+                Err(err) => match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(_)) => {
+                        // Refused: someone holds it. Read who, for the refusal's message (a
+                        // release in between reports the holder as unknown: try again later).
+                        let holder = self.lease(name).await?.unwrap_or(Lease {
+                            holder: "unknown (released meanwhile)".into(),
+                            renewed_at_ms: now_ms,
+                        });
+                        Ok(LeaseTake::Busy(holder))
+                    }
+                    _ => Err(classify(SERVICE, err)),
+                },
+            }
+        }
+
+        async fn renew_lease(
+            &self,
+            name: &str,
+            run_id: &str,
+            now_ms: i64,
+        ) -> Result<bool, StoreError> {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("run_id", s(lease_key(name)))
+                .update_expression("SET renewed_at = :now")
+                .condition_expression("holder = :me")
+                .expression_attribute_values(":me", s(run_id))
+                .expression_attribute_values(":now", n(now_ms))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(true),
+                Err(err) => match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                    _ => Err(classify(SERVICE, err)),
+                },
+            }
+        }
+
+        async fn release_lease(&self, name: &str, run_id: &str) -> Result<(), StoreError> {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("run_id", s(lease_key(name)))
+                .update_expression("REMOVE holder, renewed_at")
+                .condition_expression("holder = :me")
+                .expression_attribute_values(":me", s(run_id))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(()),
+                Err(err) => match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(()),
+                    _ => Err(classify(SERVICE, err)),
+                },
+            }
+        }
+
+        async fn lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("run_id", s(lease_key(name)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, e))?;
+            Ok(out.item().and_then(lease_of))
+        }
+    }
+
+    /// The lease an item holds (none once released: no `holder`).
+    fn lease_of(item: &Item) -> Option<Lease> {
+        let holder = item.get("holder")?.as_s().ok()?.clone();
+        let renewed_at_ms = item.get("renewed_at")?.as_n().ok()?.parse().ok()?;
+        Some(Lease {
+            holder,
+            renewed_at_ms,
+        })
     }
 }

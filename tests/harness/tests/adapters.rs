@@ -919,6 +919,84 @@ async fn runs_contract<S: RunStore>(store: Arc<S>) {
     let expired = (run.expiration_s + 1) * 1000;
     assert_eq!(store.get("run-1", expired).await.unwrap(), None);
     assert!(store.start("run-1", "full", expired).await.unwrap());
+
+    // The lease: one holder at a time; a stale one is taken over, and its old holder can
+    // neither renew nor release it.
+    let stale = 1_000;
+    assert_eq!(store.lease("reconcile").await.unwrap(), None);
+    assert_eq!(
+        store
+            .take_lease("reconcile", "run-a", NOW, stale)
+            .await
+            .unwrap(),
+        LeaseTake::Taken { from: None }
+    );
+    let held = Lease {
+        holder: "run-a".into(),
+        renewed_at_ms: NOW + 500,
+    };
+    assert!(
+        store
+            .renew_lease("reconcile", "run-a", NOW + 500)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .take_lease("reconcile", "run-b", NOW + 1_400, stale)
+            .await
+            .unwrap(),
+        LeaseTake::Busy(held.clone())
+    );
+    assert!(
+        !store
+            .renew_lease("reconcile", "run-b", NOW + 1_400)
+            .await
+            .unwrap()
+    );
+    // Another lease name is another lease.
+    assert_eq!(
+        store
+            .take_lease("other", "run-b", NOW + 1_400, stale)
+            .await
+            .unwrap(),
+        LeaseTake::Taken { from: None }
+    );
+    // Not renewed for longer than `stale`: taken over.
+    assert_eq!(
+        store
+            .take_lease("reconcile", "run-b", NOW + 1_600, stale)
+            .await
+            .unwrap(),
+        LeaseTake::Taken { from: Some(held) }
+    );
+    assert!(
+        !store
+            .renew_lease("reconcile", "run-a", NOW + 1_700)
+            .await
+            .unwrap()
+    );
+    store.release_lease("reconcile", "run-a").await.unwrap();
+    assert_eq!(
+        store.lease("reconcile").await.unwrap().map(|l| l.holder),
+        Some("run-b".to_string())
+    );
+    // Released by its holder: free for the next run, and the old holder still cannot renew.
+    store.release_lease("reconcile", "run-b").await.unwrap();
+    assert_eq!(store.lease("reconcile").await.unwrap(), None);
+    assert!(
+        !store
+            .renew_lease("reconcile", "run-b", NOW + 1_800)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .take_lease("reconcile", "run-c", NOW + 1_800, stale)
+            .await
+            .unwrap(),
+        LeaseTake::Taken { from: None }
+    );
 }
 
 both!(
