@@ -927,7 +927,9 @@ impl<P: Ports> Reconciler<P> {
         self.save(ctx.run_id, cp).await?;
 
         let lists = self.stores.lists.load().await?;
-        // The organization side, from the mirror the first phase refreshed.
+        // The organization side, from the mirror the first phase refreshed. Rows last seen
+        // after this snapshot are about what the run cannot see: never auto-resolved.
+        let snapshot_ms = now_ms();
         let mirrored = self.stores.mirror.all().await?;
         cp.orgs.judged = mirrored.len() as u64;
         let org_names: HashMap<OrgId, String> =
@@ -1073,7 +1075,7 @@ impl<P: Ports> Reconciler<P> {
             rows.auto_resolved = self
                 .stores
                 .exceptions
-                .auto_resolve(&seen, &diff_kinds(), now)
+                .auto_resolve(&seen, &diff_kinds(), snapshot_ms, now)
                 .await?
                 .len() as u64;
         }

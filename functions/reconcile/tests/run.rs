@@ -894,3 +894,46 @@ async fn a_run_whose_stale_lease_was_taken_over_stops_and_removes_nothing() {
     assert_eq!(open_rows(&r).await, exceptions_before);
 }
 
+/// Auto-resolve closes only rows last seen before the run's snapshot of the mirror: a row the
+/// worker opened after it (a far-future sighting stands for it) is about something the run
+/// could not see, and stays open after a complete full run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_opened_after_the_runs_snapshot_is_not_auto_resolved() {
+    use orglink_shared::exceptions::{Evidence, ExceptionKind, Finding};
+    use orglink_shared::ids::AccountId;
+
+    let (scenario, _) = generated(50, 7);
+    let world = World::serve(scenario).await;
+    let r = world.reconciler(Stores::memory(), roomy_budget()).await;
+    let account = AccountId::parse("001SB00000ZZZZZYA5").unwrap();
+    let org = OrgId::new(990_000_009).unwrap();
+    let finding = |what: &str| {
+        Finding::new(ExceptionKind::NameDrift, [account.clone()], [org])
+            .with_evidence(Evidence::new().with("seen", what))
+    };
+    let before = finding("before the run");
+    let after = Finding::new(ExceptionKind::DomainDrift, [account.clone()], [org])
+        .with_evidence(Evidence::new().with("seen", "after the snapshot"));
+    let ex = &r.stores.exceptions;
+    ex.upsert(&before, &BTreeMap::new(), 1_000).await.unwrap();
+    ex.upsert(&after, &BTreeMap::new(), i64::MAX / 2)
+        .await
+        .unwrap();
+
+    let out = r
+        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::none())
+        .await
+        .unwrap();
+    assert_eq!(
+        out.summary.state,
+        RunState::Complete,
+        "{:?}",
+        out.summary.stop
+    );
+    let status = |f: &Finding| {
+        let fp = f.fingerprint();
+        async move { ex.get(&fp).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status(&before).await, ExceptionStatus::AutoResolved);
+    assert_eq!(status(&after).await, ExceptionStatus::Open);
+}

@@ -199,12 +199,15 @@ pub trait ExceptionStore: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<ExceptionRow>, StoreError>> + Send;
 
-    /// After a complete full reconcile: every open row whose kind is in `kinds` and that the
-    /// run did not see becomes `auto_resolved`. Returns the fingerprints it resolved.
+    /// After a complete full reconcile: every open row whose kind is in `kinds`, that the run
+    /// did not see and that was last seen before `before_ms` (the run's snapshot of the world:
+    /// a row opened after it is about something the run could not see) becomes
+    /// `auto_resolved`. Returns the fingerprints it resolved.
     fn auto_resolve(
         &self,
         seen: &BTreeSet<Fingerprint>,
         kinds: &BTreeSet<ExceptionKind>,
+        before_ms: i64,
         now_ms: i64,
     ) -> impl Future<Output = Result<Vec<Fingerprint>, StoreError>> + Send;
 }
@@ -291,12 +294,14 @@ impl ExceptionStore for MemoryExceptions {
         &self,
         seen: &BTreeSet<Fingerprint>,
         kinds: &BTreeSet<ExceptionKind>,
+        before_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<Fingerprint>, StoreError> {
         let mut rows = self.rows.lock().expect("exceptions lock");
         let mut resolved = Vec::new();
         for row in rows.values_mut() {
             if row.status == ExceptionStatus::Open
+                && row.last_seen_ms < before_ms
                 && kinds.contains(&row.kind())
                 && !seen.contains(&row.fingerprint)
             {
@@ -519,6 +524,7 @@ mod dynamo_impl {
             &self,
             seen: &BTreeSet<Fingerprint>,
             kinds: &BTreeSet<ExceptionKind>,
+            before_ms: i64,
             now_ms: i64,
         ) -> Result<Vec<Fingerprint>, StoreError> {
             let open = self
@@ -526,15 +532,20 @@ mod dynamo_impl {
                 .await?;
             let mut resolved = Vec::new();
             for row in open {
-                if !kinds.contains(&row.kind()) || seen.contains(&row.fingerprint) {
+                if !kinds.contains(&row.kind())
+                    || seen.contains(&row.fingerprint)
+                    || row.last_seen_ms >= before_ms
+                {
                     continue;
                 }
                 // Re-checked under the version condition: a row reopened or seen meanwhile
-                // is left alone.
+                // (after the run's snapshot) is left alone.
                 let changed = self
                     .modify(&row.fingerprint, |current| {
                         current
-                            .filter(|c| c.status == ExceptionStatus::Open)
+                            .filter(|c| {
+                                c.status == ExceptionStatus::Open && c.last_seen_ms < before_ms
+                            })
                             .map(|c| {
                                 with_status(
                                     c,

@@ -591,11 +591,23 @@ async fn exceptions_contract<S: ExceptionStore>(store: Arc<S>) {
         .unwrap();
     assert_eq!(fps(dismissed), vec![collision.fingerprint()]);
 
-    // Auto-resolve: open rows of the run's kinds that it did not see; others untouched.
+    // Auto-resolve: open rows of the run's kinds that it did not see, last seen before the
+    // run's snapshot; others untouched. A row opened after the snapshot (750) survives.
     let kinds = BTreeSet::from([ExceptionKind::PossibleLegacyOrg, ExceptionKind::NameDrift]);
+    let late = finding(ExceptionKind::NameDrift, 5, "opened after the snapshot");
+    store.upsert(&late, &BTreeMap::new(), 760).await.unwrap();
     let seen = BTreeSet::from([drift.fingerprint()]);
-    let gone = store.auto_resolve(&seen, &kinds, 800).await.unwrap();
+    let gone = store.auto_resolve(&seen, &kinds, 750, 800).await.unwrap();
     assert_eq!(gone, vec![legacy.fingerprint()]);
+    assert_eq!(
+        store
+            .get(&late.fingerprint())
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        ExceptionStatus::Open
+    );
     let row = store.get(&legacy.fingerprint()).await.unwrap().unwrap();
     assert_eq!(row.status, ExceptionStatus::AutoResolved);
     assert_eq!(
