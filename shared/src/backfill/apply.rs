@@ -5,7 +5,8 @@
 //! 2. read both systems again (the org listing also refreshes the organization mirror) and
 //!    re-decide each planned account: acted on only when its fingerprint is the plan's, else
 //!    skipped with the reason; accounts an earlier, interrupted run started on are finished
-//!    from where they are ([`super::journal`]);
+//!    from where they are while their decision is still the planned one, else skipped and
+//!    their claims from that run released ([`super::journal`]);
 //! 3. review rows for the planned exceptions;
 //! 4. claims (the live worker's [`ClaimStore`]: an org another account holds is a finding, never
 //!    a second link), then `update_many` for orgs that change;
@@ -298,6 +299,14 @@ where
             &merged,
             &mut report,
         );
+        // What an earlier run claimed for an account it now skips would never expire: the
+        // live worker releases only its link record's org.
+        let stale: Vec<(AccountId, OrgId)> = report
+            .skipped
+            .iter()
+            .filter_map(|s| Some((s.account.clone(), *prior.claimed.get(&s.account)?)))
+            .collect();
+        self.release_unlinked(stale).await?;
 
         let batches = AtomicUsize::new(0);
         let mirrored = Mutex::new(HashSet::new());
@@ -335,6 +344,39 @@ where
         self.mirror.mark_filled(MIRROR_FILLED_BY, now_ms()).await?;
         self.progress.finish_line();
         Ok(report)
+    }
+
+    /// Releases each account's claim on its org, only while the account holds it and its link
+    /// record points elsewhere (a claim that backs a link stays).
+    async fn release_unlinked(&self, claims: Vec<(AccountId, OrgId)>) -> Result<(), BackfillError> {
+        if claims.is_empty() {
+            return Ok(());
+        }
+        let accounts: Vec<AccountId> = claims.iter().map(|(a, _)| a.clone()).collect();
+        let records: Vec<HashMap<AccountId, LinkRecord>> =
+            stream::iter(accounts.chunks(LINK_READS))
+                .map(|chunk| self.links.get_many(chunk))
+                .buffer_unordered(self.settings.store_concurrency.max(1))
+                .try_collect()
+                .await?;
+        let linked: HashMap<AccountId, Option<OrgId>> = records
+            .into_iter()
+            .flat_map(HashMap::into_values)
+            .map(|r| (r.account, r.org))
+            .collect();
+        stream::iter(
+            claims
+                .iter()
+                .filter(|(a, org)| linked.get(a).copied().flatten() != Some(*org)),
+        )
+        .map(|(a, org)| async move {
+            self.claims.release(*org, a).await?;
+            Ok::<_, BackfillError>(())
+        })
+        .buffer_unordered(self.settings.store_concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+        Ok(())
     }
 
     /// Writes these orgs into the mirror, in chunks of [`MIRROR_WRITES`] (one bulk read of
@@ -475,13 +517,18 @@ fn resume(
         {
             work.links.push(current);
         }
-        (PlannedAction::Create { .. }, _, BatchKind::Create) => match flight.result {
-            Some(Some(org)) if index.get(org).is_some() => {
-                work.created_before.push((planned.clone(), org));
+        // Only an account that would still get a new org is finished as a create: one that
+        // is no longer eligible, or that a person or the worker linked or sent to review
+        // meanwhile, keeps that state (the plan's body is stale for it).
+        (PlannedAction::Create { .. }, PlannedAction::Create { .. }, BatchKind::Create) => {
+            match flight.result {
+                Some(Some(org)) if index.get(org).is_some() => {
+                    work.created_before.push((planned.clone(), org));
+                }
+                // Not in the listing: look it up by key, else create keyed (never create_many).
+                _ => work.in_doubt.push(planned.clone()),
             }
-            // Not in the listing: look it up by key, else create keyed (never create_many).
-            _ => work.in_doubt.push(planned.clone()),
-        },
+        }
         (
             PlannedAction::Link { org: want, .. },
             PlannedAction::Link { org, .. },
@@ -544,6 +591,21 @@ where
         self.journal.lock().expect("journal lock").write(event)
     }
 
+    /// Journals the claims about to be taken, so a rerun that skips one of these accounts can
+    /// release them.
+    fn journal_claims(
+        &self,
+        claims: impl Iterator<Item = (AccountId, OrgId)>,
+    ) -> Result<(), BackfillError> {
+        let claims: Vec<(AccountId, OrgId)> = claims.collect();
+        for chunk in claims.chunks(500) {
+            self.journal(&JournalEvent::Claiming {
+                claims: chunk.to_vec(),
+            })?;
+        }
+        Ok(())
+    }
+
     /// Journals `submitting`, honours the fail points, runs `send`, journals the results.
     async fn batch<F, Fut>(
         &self,
@@ -603,6 +665,10 @@ where
         let bf = self.bf;
         bf.progress
             .phase("claiming organizations", entries.len() as u64);
+        self.journal_claims(entries.iter().filter_map(|e| match &e.action {
+            PlannedAction::Link { org, .. } => Some((e.account.clone(), *org)),
+            _ => None,
+        }))?;
         let now = now_ms();
         let outcomes: Vec<(PlanEntry, ClaimOutcome)> = stream::iter(entries)
             .map(|e| async move {
@@ -657,6 +723,7 @@ where
             .buffer_unordered(bf.settings.jobs.max(1))
             .try_collect()
             .await?;
+        let mut refused = Vec::new();
         for (chunk, results) in done {
             for ((e, body), result) in chunk.into_iter().zip(results) {
                 let PlannedAction::Link { org, .. } = &e.action else {
@@ -667,13 +734,15 @@ where
                         account: e.account.clone(),
                         reason: format!("Zendesk refused the update of organization {org}"),
                     });
-                    bf.claims.release(*org, &e.account).await?;
+                    refused.push((e.account.clone(), *org));
                     continue;
                 }
                 report.updated += 1;
                 ready.push(self.linked(&e, *org, Some(&body)));
             }
         }
+        // An account already linked to the org keeps the claim that backs its link.
+        bf.release_unlinked(refused).await?;
         self.mirror(ready.iter().map(|l| &l.org)).await?;
         Ok(ready)
     }
@@ -802,6 +871,7 @@ where
         }
 
         // The new orgs are this account's: claim them as the live path would.
+        self.journal_claims(made.iter().map(|(e, org)| (e.account.clone(), org.id)))?;
         let now = now_ms();
         let claimed: Vec<(PlanEntry, Organization, ClaimOutcome)> = stream::iter(made)
             .map(|(e, org)| async move {

@@ -55,6 +55,9 @@ pub enum JournalEvent {
         batch: String,
         orgs: Vec<(AccountId, Option<OrgId>)>,
     },
+    /// Written (and flushed) before these claims are taken: a rerun that skips one of these
+    /// accounts releases what this run claimed for it.
+    Claiming { claims: Vec<(AccountId, OrgId)> },
     /// These accounts are finished: written back and recorded.
     Done { accounts: Vec<AccountId> },
 }
@@ -74,6 +77,8 @@ pub struct JournalState {
     pub runs: usize,
     pub done: HashSet<AccountId>,
     pub in_flight: HashMap<AccountId, InFlight>,
+    /// The org an unfinished account was (or was about to be) claimed for.
+    pub claimed: HashMap<AccountId, OrgId>,
 }
 
 impl JournalState {
@@ -94,9 +99,17 @@ impl JournalState {
                     }
                 }
             }
+            JournalEvent::Claiming { claims } => {
+                for (a, org) in claims {
+                    if !self.done.contains(&a) {
+                        self.claimed.insert(a, org);
+                    }
+                }
+            }
             JournalEvent::Done { accounts } => {
                 for a in accounts {
                     self.in_flight.remove(&a);
+                    self.claimed.remove(&a);
                     self.done.insert(a);
                 }
             }
@@ -239,6 +252,10 @@ mod tests {
                 accounts: vec![c.clone()],
             })
             .unwrap();
+            j.write(&JournalEvent::Claiming {
+                claims: vec![(a.clone(), org), (b.clone(), org)],
+            })
+            .unwrap();
             j.write(&JournalEvent::Done {
                 accounts: vec![b.clone()],
             })
@@ -262,6 +279,8 @@ mod tests {
         assert_eq!(state.in_flight[&a].result, Some(Some(org)));
         assert_eq!(state.in_flight[&c].result, None, "c is in doubt");
         assert!(!state.in_flight.contains_key(&b));
+        // A finished account's claim is its link's; an unfinished one's may be released.
+        assert_eq!(state.claimed, HashMap::from([(a.clone(), org)]));
 
         let err = Journal::open(&path, "other", "t2").err().unwrap();
         assert!(err.to_string().contains("belongs to plan h1"), "{err}");

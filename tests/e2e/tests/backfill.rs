@@ -7,14 +7,17 @@
 //!   exception and no link, nothing for accounts that are not eligible), with zero wrong links
 //!   and zero duplicate orgs;
 //! - an apply stopped before a create batch is sent, and again after one ran but before its
-//!   results were journaled, then run to the end: no duplicate organization, same end state.
+//!   results were journaled, then run to the end: no duplicate organization, same end state;
+//! - an apply stopped before a create batch is sent, then accounts in flight change (no longer
+//!   eligible, or pointed at a legacy org by an admin): the rerun skips them with the reason,
+//!   creates and writes back nothing for them, and releases the claim it took for one.
 
 mod backfill_support;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use backfill_support as support;
 use backfill_support::{DbRequests, Stores, assert_matches_truth, backfill, key_of, world_size};
@@ -22,10 +25,11 @@ use orglink_e2e::start_reconcile;
 use orglink_harness::{AwsEnv, LocalStack, Sandbox, moto_stack};
 use orglink_reconcile::aws::stores_on;
 use orglink_reconcile::{Limits, Mode, ReconcileEvent};
+use orglink_sandbox::admin::Admin;
 use orglink_sandbox::generate::{self, Options, Truth};
 use orglink_shared::aws::mirror::DynamoMirror;
 use orglink_shared::aws::{
-    ExceptionFilter, ExceptionRow, ExceptionStatus, ExceptionStore, OrgMirror,
+    ClaimStore, ExceptionFilter, ExceptionRow, ExceptionStatus, ExceptionStore, OrgMirror,
 };
 use orglink_shared::backfill::snapshot::{self, Snapshot};
 use orglink_shared::backfill::{
@@ -34,6 +38,7 @@ use orglink_shared::backfill::{
 use orglink_shared::contract::Config;
 use orglink_shared::domain::DomainPolicy;
 use orglink_shared::http::CallLog;
+use orglink_shared::ids::{AccountId, OrgId};
 use orglink_shared::salesforce::SalesforceClient;
 use orglink_shared::zendesk::ZendeskClient;
 
@@ -178,6 +183,50 @@ impl World {
             DbRequests::show(&mirror_requests.take()),
             DbRequests::show(&self.requests.take())
         );
+    }
+
+    fn admin(&self) -> Admin {
+        Admin::new(
+            self.sandbox.salesforce.clone(),
+            self.sandbox.zendesk.clone(),
+        )
+    }
+
+    /// Reloads Salesforce with its records as `change` leaves them (the scenario's switches
+    /// kept): edits an admin or a sales rep makes between two applies.
+    async fn change_accounts(&self, change: impl FnOnce(&mut Vec<Value>, &mut Vec<Value>)) {
+        let admin = self.admin();
+        let mut seed = admin.sf_get("state").await["salesforce"].take();
+        let take = |v: &mut Value| v.as_array().cloned().unwrap_or_default();
+        let (mut accounts, mut opportunities) = (
+            take(&mut seed["accounts"]),
+            take(&mut seed["opportunities"]),
+        );
+        change(&mut accounts, &mut opportunities);
+        seed["accounts"] = Value::Array(accounts);
+        seed["opportunities"] = Value::Array(opportunities);
+        let scenario: Value =
+            serde_json::from_slice(&std::fs::read(self.dir.join("scenario.json")).unwrap())
+                .unwrap();
+        if let Some(switches) = scenario["salesforce"].get("switches") {
+            seed["switches"] = switches.clone();
+        }
+        admin
+            .sf_post("scenario", json!({ "salesforce": seed }))
+            .await;
+    }
+
+    /// The ids of the Salesforce records written through the API since the last reload.
+    async fn salesforce_writes(&self) -> Vec<String> {
+        self.admin()
+            .sf_get("writes")
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|w| w["id"].as_str().map(str::to_string))
+            .collect()
     }
 
     async fn open_rows(&self) -> Vec<ExceptionRow> {
@@ -345,4 +394,132 @@ async fn an_interrupted_apply_finishes_on_a_rerun_without_a_duplicate_org() {
             .expect("its org exists");
         assert_eq!(o.key().account(), Some(&e.account));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_leaves_alone_interrupted_accounts_whose_state_changed() {
+    let w = World::new("backfillchanged", world_size(300), 7).await;
+    let before = w.read().await;
+    let file = w.plan().await;
+    let update_batches = file.plan.totals.org_updates.div_ceil(100);
+    let creates: Vec<&AccountId> = file
+        .plan
+        .accounts
+        .iter()
+        .filter(|e| matches!(e.action, PlannedAction::Create { .. }))
+        .map(|e| &e.account)
+        .collect();
+    // A link that changes its org: in an update batch, so in flight after the stop.
+    let (l, l_org) = file
+        .plan
+        .accounts
+        .iter()
+        .find_map(|e| match &e.action {
+            PlannedAction::Link {
+                org,
+                update: Some(_),
+                ..
+            } => Some((e.account.clone(), *org)),
+            _ => None,
+        })
+        .expect("the world has a link that updates its org");
+    let (a, b) = (creates[0].clone(), creates[1].clone());
+    // A keyless legacy org nobody links to and the plan does not touch.
+    let touched: HashSet<OrgId> = file
+        .plan
+        .accounts
+        .iter()
+        .flat_map(|e| match &e.action {
+            PlannedAction::Link { org, .. } => vec![*org],
+            PlannedAction::Exception { finding } => finding.orgs.clone(),
+            _ => vec![],
+        })
+        .chain(before.accounts.iter().filter_map(|a| a.stored_org()))
+        .collect();
+    let y = before
+        .orgs
+        .iter()
+        .find(|o| o.external_id.is_none() && !touched.contains(&o.id))
+        .expect("the world has a keyless org nobody links to")
+        .id;
+
+    // The first create batch (A's and B's) is journaled as submitting, never sent; every
+    // update batch ran, so L's org is claimed for it.
+    let first = w
+        .apply(&file, Some(FailPoint::BeforeSubmit(update_batches + 1)))
+        .await;
+    assert!(
+        matches!(first, Err(BackfillError::Interrupted { .. })),
+        "{first:?}"
+    );
+    let stores = w.stores();
+    assert_eq!(
+        stores
+            .claims
+            .holder(l_org)
+            .await
+            .unwrap()
+            .map(|c| c.account),
+        Some(l.clone())
+    );
+
+    // Meanwhile A and L stop being eligible, and an admin points B at the legacy org.
+    w.change_accounts(|accounts, opportunities| {
+        for acc in accounts.iter_mut() {
+            let id = acc["Id"].as_str().unwrap_or_default();
+            if id == a.as_str() || id == l.as_str() {
+                acc["Type"] = json!("Prospect");
+            } else if id == b.as_str() {
+                acc["Zendesk_Org_ID__c"] = json!(y.to_string());
+            }
+        }
+        opportunities.retain(|o| {
+            let of = o["AccountId"].as_str().unwrap_or_default();
+            of != a.as_str() && of != l.as_str()
+        });
+    })
+    .await;
+
+    let second = w.apply(&file, None).await.expect("the rerun finishes");
+    for who in [&a, &b, &l] {
+        let s = second
+            .skipped
+            .iter()
+            .find(|s| &s.account == who)
+            .unwrap_or_else(|| panic!("{who} is not skipped: {:?}", second.skipped));
+        assert!(s.reason.contains("earlier apply"), "{}", s.reason);
+    }
+    assert!(
+        second
+            .skipped
+            .iter()
+            .any(|s| s.account == a && s.reason.contains("not eligible")),
+        "{:?}",
+        second.skipped
+    );
+    let after = w.read().await;
+    for who in [&a, &b] {
+        assert!(
+            !after.orgs.iter().any(|o| o.key().account() == Some(who)),
+            "no org was created for {who}"
+        );
+    }
+    let stored = |id: &AccountId| {
+        after
+            .accounts
+            .iter()
+            .find(|x| &x.id == id)
+            .and_then(|x| x.stored_org())
+    };
+    assert_eq!(stored(&b), Some(y), "B's link is the admin's");
+    assert_eq!(stored(&a), None);
+    let written: Vec<String> = w.salesforce_writes().await;
+    for who in [&a, &b, &l] {
+        assert!(
+            !written.iter().any(|id| id == who.as_str()),
+            "{who} was written back"
+        );
+    }
+    // L's claim from the first run is released: it links nothing.
+    assert_eq!(stores.claims.holder(l_org).await.unwrap(), None);
 }
