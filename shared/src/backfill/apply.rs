@@ -607,10 +607,13 @@ where
     }
 
     /// Journals `submitting`, honours the fail points, runs `send`, journals the results.
+    /// Results are matched to accounts by `index` (creates), or, given the orgs sent, by the
+    /// `id` each result names (update successes carry no `index`: a position would be a guess).
     async fn batch<F, Fut>(
         &self,
         kind: BatchKind,
         accounts: Vec<AccountId>,
+        sent: Option<Vec<OrgId>>,
         send: F,
     ) -> Result<Vec<Option<OrgId>>, BackfillError>
     where
@@ -637,12 +640,7 @@ where
         if self.bf.settings.fail_point == Some(FailPoint::AfterSubmit(n)) {
             return Err(BackfillError::Interrupted { batches: n });
         }
-        let mut results: Vec<Option<OrgId>> = vec![None; accounts.len()];
-        for item in items {
-            if let (Some(slot), Ok(org)) = (results.get_mut(item.index), &item.result) {
-                *slot = Some(*org);
-            }
-        }
+        let results = match_results(items, accounts.len(), sent.as_deref());
         self.journal(&JournalEvent::Results {
             batch,
             orgs: accounts
@@ -713,8 +711,16 @@ where
             .map(|chunk| async move {
                 let bodies: Vec<Value> = chunk.iter().map(|(_, b)| b.clone()).collect();
                 let ids = chunk.iter().map(|(e, _)| e.account.clone()).collect();
+                // Unique within the batch: each org was claimed for one account.
+                let orgs = chunk
+                    .iter()
+                    .map(|(e, _)| match &e.action {
+                        PlannedAction::Link { org, .. } => *org,
+                        _ => unreachable!("only links are updated"),
+                    })
+                    .collect();
                 let results = self
-                    .batch(BatchKind::Update, ids, || async move {
+                    .batch(BatchKind::Update, ids, Some(orgs), || async move {
                         Ok(bf.zendesk.update_many(&bodies).await?)
                     })
                     .await?;
@@ -801,7 +807,7 @@ where
                 let bodies: Vec<Value> = chunk.iter().map(create_body).collect();
                 let ids = chunk.iter().map(|e| e.account.clone()).collect();
                 let results = self
-                    .batch(BatchKind::Create, ids, || async move {
+                    .batch(BatchKind::Create, ids, None, || async move {
                         Ok(bf.zendesk.create_many(&bodies).await?)
                     })
                     .await?;
@@ -1085,6 +1091,27 @@ where
     }
 }
 
+/// Each sent item's organization, none when Zendesk refused it or did not report it: by the
+/// result's `index`, or, when the orgs sent are given (updates), by the `id` it names.
+fn match_results(
+    items: Vec<crate::zendesk::JobItem>,
+    count: usize,
+    sent: Option<&[OrgId]>,
+) -> Vec<Option<OrgId>> {
+    let mut results: Vec<Option<OrgId>> = vec![None; count];
+    for item in items {
+        let Ok(org) = item.result else { continue };
+        let at = match sent {
+            Some(orgs) => orgs.iter().position(|o| *o == org),
+            None => Some(item.index),
+        };
+        if let Some(slot) = at.and_then(|i| results.get_mut(i)) {
+            *slot = Some(org);
+        }
+    }
+    results
+}
+
 fn create_body(e: &PlanEntry) -> Value {
     match &e.action {
         PlannedAction::Create { body } => body.clone(),
@@ -1161,6 +1188,42 @@ mod tests {
         );
         assert_eq!(modstamp_ms("2024-03-05T10:20:30Z"), Some(1_709_634_030_000));
         assert_eq!(modstamp_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn update_results_are_matched_by_the_org_they_name() {
+        use crate::zendesk::{JobItem, JobItemError};
+        let org = |n| OrgId::new(n).unwrap();
+        let ok = |index, n| JobItem {
+            index,
+            result: Ok(org(n)),
+        };
+        // Update successes carry no index: read by position, these would land on the wrong
+        // accounts (the second one's result is missing, the third one's came second).
+        let items = vec![
+            ok(0, 11),
+            ok(1, 33),
+            JobItem {
+                index: 2,
+                result: Err(JobItemError {
+                    error: "Missing".into(),
+                    details: String::new(),
+                    id: None,
+                }),
+            },
+        ];
+        let sent = [org(11), org(22), org(33)];
+        assert_eq!(
+            match_results(items.clone(), 3, Some(&sent)),
+            [Some(org(11)), None, Some(org(33))]
+        );
+        // An id that was not sent is no account's result.
+        assert_eq!(match_results(vec![ok(0, 99)], 1, Some(&sent[..1])), [None]);
+        // Creates carry their index.
+        assert_eq!(
+            match_results(vec![ok(1, 7), ok(0, 5)], 2, None),
+            [Some(org(5)), Some(org(7))]
+        );
     }
 
     #[test]

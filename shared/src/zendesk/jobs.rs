@@ -76,8 +76,9 @@ pub(crate) fn parse(endpoint: &'static str, v: &Value) -> Result<JobOutcome, Zen
 pub(crate) fn items(job: &JobOutcome, count: usize, base: usize) -> Vec<JobItem> {
     let mut out: Vec<Option<JobItem>> = vec![None; count];
     for (position, r) in job.results.iter().enumerate() {
-        // Results carry `index` (creates, failures); update successes may not: their position
-        // in the list is the index then.
+        // Results carry `index` (creates, failures); update successes do not (reference §3,
+        // "Job statuses": `{"id","action","success","status"}`): their position in the list is
+        // taken then, which is a guess, so callers match update results by their `id`.
         let index = r
             .get("index")
             .and_then(Value::as_u64)
