@@ -46,6 +46,11 @@ pub struct WorkerSettings {
     /// How long the operator's lists (shared domains, ignored accounts; kept in the exception
     /// table by review decisions) are reused before they are read again.
     pub lists_refresh_secs: u64,
+    /// A claim on an organization that is still keyless, held by an account whose link record
+    /// does not point to it (the key write failed, then its decision changed), may be taken
+    /// over once it is this old. Longer than any claim-then-key write (a backfill's apply),
+    /// so a holder still on its way is never overtaken.
+    pub stale_claim_after_secs: u64,
     /// Zendesk plan limit per minute (Suite Enterprise: 700) and this deployment's share.
     pub zendesk_plan_per_minute: u32,
     pub zendesk_share_percent: u32,
@@ -67,6 +72,7 @@ impl Default for WorkerSettings {
             poison_visibility_secs: 1,
             deadline_reserve_ms: 5_000,
             lists_refresh_secs: 60,
+            stale_claim_after_secs: 24 * 3600,
             zendesk_plan_per_minute: 700,
             zendesk_share_percent: 50,
             salesforce_per_minute: 600,

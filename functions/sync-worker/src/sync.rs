@@ -48,7 +48,7 @@ use orglink_shared::exceptions::{Action as ReviewAction, Evidence, ExceptionKind
 use orglink_shared::http::Disposition;
 use orglink_shared::ids::{AccountId, OrgId};
 use orglink_shared::mapping::{DomainAvailability, NameChoice};
-use orglink_shared::model::{Account, Organization};
+use orglink_shared::model::{Account, OrgKey, Organization};
 use orglink_shared::resolution::{
     Decision, Resolution, ResolutionInput, Rule, StoredLink, resolve,
 };
@@ -727,6 +727,15 @@ impl<P: Ports> Worker<P> {
                 tracing::info!(account = %g.account.id, org = %org, merged = %merged, "claim moved from a merged-away account");
             }
         }
+        if let ClaimOutcome::HeldBy(held) = &outcome
+            && self.stale_claim(g, held, now).await?
+        {
+            let stale = held.clone();
+            outcome = claims.take_over(&stale, &g.account.id, now).await?;
+            if outcome == ClaimOutcome::Claimed {
+                tracing::warn!(account = %g.account.id, org = %org, stale_holder = %stale.account, claimed_at_ms = stale.claimed_at_ms, "stale claim taken over");
+            }
+        }
         match outcome {
             ClaimOutcome::Claimed => Ok(Ok(())),
             // Zendesk has no compare-and-set: the claim is what keeps a second account off an
@@ -745,6 +754,38 @@ impl<P: Ports> Worker<P> {
                 .await
                 .map(Err),
         }
+    }
+
+    /// Whether `held` is a leftover: its org is still keyless (no key write landed), the
+    /// holder's link record does not point to it (its decision moved on, or it never got
+    /// that far), and it is older than `stale_claim_after_secs` (no holder still on its way).
+    /// Otherwise nothing would ever release it.
+    async fn stale_claim(
+        &self,
+        g: &Gathered,
+        held: &orglink_shared::aws::claims::Claim,
+        now: i64,
+    ) -> Result<bool, SyncError> {
+        let age_ms = now - held.claimed_at_ms;
+        if age_ms < (self.settings.stale_claim_after_secs as i64).saturating_mul(1000) {
+            return Ok(false);
+        }
+        // As read for this sync; an org it did not read is not known to be keyless.
+        let copies: Vec<&Organization> = g
+            .input
+            .candidates
+            .iter()
+            .chain(match &g.input.stored {
+                StoredLink::Found(o) => Some(o),
+                _ => None,
+            })
+            .filter(|o| o.id == held.org)
+            .collect();
+        if copies.is_empty() || copies.iter().any(|o| o.key() != OrgKey::None) {
+            return Ok(false);
+        }
+        let linked = self.stores.links.get(&held.account).await?;
+        Ok(linked.and_then(|r| r.org) != Some(held.org))
     }
 
     /// The collision exception for an org another account holds (its claim, or its

@@ -789,3 +789,76 @@ async fn a_prospect_whose_domain_collides_is_ignored_not_queued_for_review() {
     assert!(open.is_empty(), "{open:?}");
     assert!(env.account(B).await["Zendesk_Sync_Status__c"].is_null());
 }
+
+/// A claim taken for B whose key write never landed and whose decision then moved on (its link
+/// record points elsewhere) would hold the keyless org forever: once older than
+/// `stale_claim_after_secs` another account may take it over. A fresh claim, or one backing
+/// B's link record, still stops it.
+#[tokio::test]
+async fn a_stale_claim_on_a_keyless_org_is_taken_over_only_when_old_and_unlinked() {
+    use orglink_shared::aws::ClaimStore;
+    use orglink_shared::aws::links::LinkRecord;
+    let day_ago = now_ms() - 25 * 3600 * 1000;
+    // (claimed at, B's link record points at the org, A may take it)
+    for (claimed_at, b_linked, taken) in [
+        (day_ago, false, true),
+        (now_ms(), false, false),
+        (day_ago, true, false),
+    ] {
+        let ctx = format!(
+            "claimed {}s ago, B linked: {b_linked}",
+            (now_ms() - claimed_at) / 1000
+        );
+        let env = Env::start(json!({
+            "salesforce": {"accounts": [customer(A, "Acme", "acmewidgets.com")]},
+            "zendesk": {"organizations": [{"id": 500, "name": "Acme legacy", "external_id": null, "domain_names": ["acmewidgets.com"]}]}
+        }))
+        .await;
+        let org = OrgId::new(500).unwrap();
+        env.worker
+            .stores
+            .mirror
+            .upsert(&MirroredOrg::new(
+                org,
+                "Acme legacy",
+                None,
+                ["acmewidgets.com"],
+                None,
+            ))
+            .await
+            .unwrap();
+        let b = AccountId::parse(B).unwrap();
+        let claims = &env.worker.stores.claims;
+        claims.claim(org, &b, claimed_at).await.unwrap();
+        let mut record = LinkRecord::new(b.clone());
+        record.org = Some(if b_linked {
+            org
+        } else {
+            OrgId::new(900).unwrap()
+        });
+        env.worker.stores.links.save(&record).await.unwrap();
+        let out = done(env.sync(&request(A, EventKind::ClosedWon, "e-1")).await);
+        let holder = claims.holder(org).await.unwrap().unwrap().account;
+        if taken {
+            assert!(
+                matches!(out, Outcome::Succeeded { org: o, rule: Rule::UniqueKeylessDomain, .. } if o == org),
+                "{ctx}: {out:?}"
+            );
+            assert_eq!(env.admin.orgs().await[0]["external_id"], A, "{ctx}");
+            assert_eq!(holder.as_str(), A, "{ctx}");
+        } else {
+            assert!(
+                matches!(
+                    out,
+                    Outcome::Exception {
+                        kind: ExceptionKind::DomainCollision,
+                        ..
+                    }
+                ),
+                "{ctx}: {out:?}"
+            );
+            assert!(env.admin.orgs().await[0]["external_id"].is_null(), "{ctx}");
+            assert_eq!(holder, b, "{ctx}");
+        }
+    }
+}

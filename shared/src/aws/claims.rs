@@ -52,6 +52,16 @@ pub trait ClaimStore: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
 
+    /// Takes over a stale claim: only while it is exactly `stale` (same holder, same
+    /// `claimed_at`, so a holder that claimed again meanwhile keeps it). `HeldBy` with the
+    /// current claim otherwise; `Claimed` when `to` already holds it.
+    fn take_over(
+        &self,
+        stale: &Claim,
+        to: &AccountId,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
     fn holder(&self, org: OrgId) -> impl Future<Output = Result<Option<Claim>, StoreError>> + Send;
 }
 
@@ -124,6 +134,34 @@ impl ClaimStore for MemoryClaims {
         }
     }
 
+    async fn take_over(
+        &self,
+        stale: &Claim,
+        to: &AccountId,
+        now_ms: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let mut claims = self.claims.lock().expect("claims lock");
+        match claims.get(&stale.org) {
+            Some(held) if &held.account == to => Ok(ClaimOutcome::Claimed),
+            Some(held) if held == stale => {
+                claims.insert(
+                    stale.org,
+                    Claim {
+                        org: stale.org,
+                        account: to.clone(),
+                        claimed_at_ms: now_ms,
+                    },
+                );
+                Ok(ClaimOutcome::Claimed)
+            }
+            Some(held) => Ok(ClaimOutcome::HeldBy(held.clone())),
+            None => Err(StoreError::Contended {
+                store: "claims".into(),
+                key: stale.org.to_string(),
+            }),
+        }
+    }
+
     async fn holder(&self, org: OrgId) -> Result<Option<Claim>, StoreError> {
         Ok(self.claims.lock().expect("claims lock").get(&org).cloned())
     }
@@ -167,6 +205,57 @@ mod dynamo_impl {
                     .map_err(|e| StoreError::corrupt(&self.table, &key, e))?,
                 claimed_at_ms: req_n(item, "claimed_at", &self.table, &key)?,
             })
+        }
+    }
+
+    impl DynamoClaims {
+        /// Puts the claim for `to` under `condition` on the current holder (`:from`, and
+        /// `:at` when given); ALL_OLD tells who holds it when the condition fails.
+        async fn move_claim(
+            &self,
+            org: OrgId,
+            to: &AccountId,
+            now_ms: i64,
+            condition: &str,
+            from: &AccountId,
+            at: Option<i64>,
+        ) -> Result<ClaimOutcome, StoreError> {
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("org_id", s(org.to_string()))
+                .item("account_id", s(to.as_str()))
+                .item("claimed_at", n(now_ms))
+                .condition_expression(condition)
+                .expression_attribute_values(":from", s(from.as_str()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            if let Some(at) = at {
+                put = put.expression_attribute_values(":at", n(at));
+            }
+            match put.send().await {
+                Ok(_) => Ok(ClaimOutcome::Claimed),
+                Err(err) => match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(e)) => match e.item() {
+                        Some(old) => {
+                            let held = self.read_item(org, old)?;
+                            if &held.account == to {
+                                Ok(ClaimOutcome::Claimed)
+                            } else {
+                                Ok(ClaimOutcome::HeldBy(held))
+                            }
+                        }
+                        // Released meanwhile: a fresh attempt decides.
+                        None => Err(StoreError::Contended {
+                            store: self.table.clone(),
+                            key: org.to_string(),
+                        }),
+                    },
+                    _ => Err(classify(SERVICE, err)),
+                },
+            }
         }
     }
 
@@ -233,41 +322,25 @@ mod dynamo_impl {
             to: &AccountId,
             now_ms: i64,
         ) -> Result<ClaimOutcome, StoreError> {
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("org_id", s(org.to_string()))
-                .item("account_id", s(to.as_str()))
-                .item("claimed_at", n(now_ms))
-                .condition_expression("account_id = :from")
-                .expression_attribute_values(":from", s(from.as_str()))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .send()
-                .await;
-            match result {
-                Ok(_) => Ok(ClaimOutcome::Claimed),
-                Err(err) => match err.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(e)) => match e.item() {
-                        Some(old) => {
-                            let held = self.read_item(org, old)?;
-                            if &held.account == to {
-                                Ok(ClaimOutcome::Claimed)
-                            } else {
-                                Ok(ClaimOutcome::HeldBy(held))
-                            }
-                        }
-                        // Released meanwhile: a fresh attempt decides.
-                        None => Err(StoreError::Contended {
-                            store: self.table.clone(),
-                            key: org.to_string(),
-                        }),
-                    },
-                    _ => Err(classify(SERVICE, err)),
-                },
-            }
+            self.move_claim(org, to, now_ms, "account_id = :from", from, None)
+                .await
+        }
+
+        async fn take_over(
+            &self,
+            stale: &Claim,
+            to: &AccountId,
+            now_ms: i64,
+        ) -> Result<ClaimOutcome, StoreError> {
+            self.move_claim(
+                stale.org,
+                to,
+                now_ms,
+                "account_id = :from AND claimed_at = :at",
+                &stale.account,
+                Some(stale.claimed_at_ms),
+            )
+            .await
         }
 
         async fn holder(&self, org: OrgId) -> Result<Option<Claim>, StoreError> {
@@ -321,5 +394,26 @@ mod tests {
             claims.claim(org, &loser, 5).await.unwrap(),
             ClaimOutcome::HeldBy(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_take_over_needs_the_very_claim_it_saw() {
+        let claims = MemoryClaims::default();
+        let org = OrgId::new(8).unwrap();
+        let (holder, taker) = (account(1), account(2));
+        claims.claim(org, &holder, 1).await.unwrap();
+        let seen = claims.holder(org).await.unwrap().unwrap();
+        // The holder claimed again meanwhile: not stale any more.
+        claims.claim(org, &holder, 2).await.unwrap();
+        match claims.take_over(&seen, &taker, 3).await.unwrap() {
+            ClaimOutcome::HeldBy(c) => assert_eq!(c.claimed_at_ms, 2),
+            o => panic!("{o:?}"),
+        }
+        let seen = claims.holder(org).await.unwrap().unwrap();
+        assert_eq!(
+            claims.take_over(&seen, &taker, 4).await.unwrap(),
+            ClaimOutcome::Claimed
+        );
+        assert_eq!(claims.holder(org).await.unwrap().unwrap().account, taker);
     }
 }

@@ -557,3 +557,43 @@ async fn a_claim_held_by_a_merged_away_account_moves_to_the_winner_on_dynamodb()
     let held = w.worker.stores.claims.holder(org).await.unwrap().unwrap();
     assert_eq!(held.account.as_str(), winner);
 }
+
+/// A day-old claim for another account on a keyless org, whose link record points elsewhere
+/// (its key write failed, then its decision moved on), is taken over on DynamoDB (conditional
+/// on that very claim) instead of blocking the org forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_claim_on_a_keyless_org_is_taken_over_on_dynamodb() {
+    let (a, b) = (account(1), account(2));
+    let w = World::start(
+        "worker-stale-claim",
+        json!({
+            "salesforce": {"accounts": [customer(&a, "Stale A", "stale-widgets.com")]},
+            "zendesk": {"organizations": [{"id": 500, "name": "Stale legacy", "external_id": null, "domain_names": ["stale-widgets.com"]}]}
+        }),
+    )
+    .await;
+    w.fill_mirror().await;
+    use orglink_shared::aws::ClaimStore;
+    use orglink_shared::aws::links::LinkRecord;
+    let org = orglink_shared::ids::OrgId::new(500).unwrap();
+    let holder = AccountId::parse(&b).unwrap();
+    w.worker
+        .stores
+        .claims
+        .claim(org, &holder, now_ms() - 25 * 3600 * 1000)
+        .await
+        .unwrap();
+    let mut record = LinkRecord::new(holder);
+    record.org = Some(orglink_shared::ids::OrgId::new(900).unwrap());
+    w.worker.stores.links.save(&record).await.unwrap();
+    w.enqueue(&request(&a, EventKind::ClosedWon, "ev-a")).await;
+    let report = w
+        .run_until_linked(1, std::slice::from_ref(&a), Duration::from_secs(40))
+        .await;
+    assert!(report.finished, "{report:?}");
+    assert_eq!(w.admin.orgs().await[0]["external_id"], a.as_str());
+    let acc = w.account(&a).await;
+    assert_eq!(acc["Zendesk_Org_ID__c"], "500", "{acc}");
+    let held = w.worker.stores.claims.holder(org).await.unwrap().unwrap();
+    assert_eq!(held.account.as_str(), a);
+}
