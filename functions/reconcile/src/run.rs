@@ -358,7 +358,7 @@ impl<P: Ports> Reconciler<P> {
         started: &mut Option<String>,
     ) -> Result<Step, RunError> {
         let calls_before = sent_calls(&self.calls);
-        let (run_id, started_at_ms, mut cp) = match self.open(event, limits).await? {
+        let (run_id, started_at_ms, mut cp) = match self.open(event).await? {
             Opened::AlreadyOver(outcome) => return Ok(Step::Finished(outcome)),
             Opened::Refused {
                 run_id,
@@ -457,7 +457,7 @@ impl<P: Ports> Reconciler<P> {
         }
     }
 
-    async fn open(&self, event: &ReconcileEvent, limits: &Limits) -> Result<Opened, RunError> {
+    async fn open(&self, event: &ReconcileEvent) -> Result<Opened, RunError> {
         let now = now_ms();
         let runs = &self.stores.runs;
         let Some(run_id) = &event.run_id else {
@@ -468,47 +468,24 @@ impl<P: Ports> Reconciler<P> {
             let stale_after_ms = i64::try_from(self.settings.lease_stale_secs)
                 .unwrap_or(i64::MAX / 2000)
                 .saturating_mul(1000);
-            let wait_for_lease = match event.mode {
-                Mode::Full => Duration::from_secs(self.settings.full_run_lease_wait_secs),
-                Mode::Delta => Duration::ZERO,
-            };
-            let poll =
-                (wait_for_lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
-            let mut waited = Duration::ZERO;
-            let taken_from = loop {
-                match runs
-                    .take_lease(RUN_LEASE, &run_id, now_ms(), stale_after_ms)
-                    .await?
-                {
-                    LeaseTake::Busy(lease) => {
-                        let room = limits.deadline.map(|d| {
-                            d.saturating_duration_since(Instant::now())
-                                .saturating_sub(limits.reserve)
-                        });
-                        if waited + poll > wait_for_lease || room.is_some_and(|r| r < poll) {
-                            return Ok(Opened::Refused {
-                                run_id,
-                                started_at_ms: now,
-                                holder: lease.holder,
-                            });
-                        }
-                        if waited.is_zero() {
-                            tracing::info!(run_id = %run_id, holder = %lease.holder,
-                                "another run holds the reconcile lease; this full run waits for it");
-                        }
-                        tokio::time::sleep(poll).await;
-                        waited += poll;
-                    }
-                    LeaseTake::Taken { from } => break from,
+            match runs
+                .take_lease(RUN_LEASE, &run_id, now, stale_after_ms)
+                .await?
+            {
+                LeaseTake::Busy(lease) => {
+                    return Ok(Opened::Refused {
+                        run_id,
+                        started_at_ms: now,
+                        holder: lease.holder,
+                    });
                 }
-            };
-            if let Some(old) = taken_from {
-                tracing::warn!(
+                LeaseTake::Taken { from: Some(old) } => tracing::warn!(
                     run_id = %run_id,
                     stale_holder = %old.holder,
                     renewed_at_ms = old.renewed_at_ms,
                     "took the reconcile lease over from a run that stopped renewing it; that run stops if it resumes"
-                );
+                ),
+                LeaseTake::Taken { from: None } => {}
             }
             let mut cp = Checkpoint {
                 version: CHECKPOINT_VERSION,

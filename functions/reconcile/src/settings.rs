@@ -35,10 +35,6 @@ pub struct ReconcileSettings {
     /// run: its holder is taken for dead. At least twice the function's timeout, since a run
     /// renews it once per invocation at least.
     pub lease_stale_secs: u64,
-    /// How long a full run waits for the lease when another run (usually a delta) holds it,
-    /// within the invocation's time, before it gives up saying so. A delta never waits: the
-    /// next one comes within the hour.
-    pub full_run_lease_wait_secs: u64,
     /// Zendesk plan limit per minute and this deployment's share of it (as the worker's).
     pub zendesk_plan_per_minute: u32,
     pub zendesk_share_percent: u32,
@@ -61,8 +57,6 @@ impl Default for ReconcileSettings {
             store_concurrency: 16,
             // Twice the largest Lambda timeout (900 s).
             lease_stale_secs: 1800,
-            // A delta takes minutes; the nightly full run should not be lost to one.
-            full_run_lease_wait_secs: 600,
             zendesk_plan_per_minute: 700,
             zendesk_share_percent: 50,
             salesforce_per_minute: 600,

@@ -767,9 +767,7 @@ async fn a_run_started_while_another_is_in_progress_does_not_start() {
 
     let (scenario, _) = generated(300, 5);
     let world = World::serve(scenario).await;
-    let mut r = world.reconciler(Stores::memory(), roomy_budget()).await;
-    // Here the full run gives up at once (the next test has it wait).
-    r.settings.full_run_lease_wait_secs = 0;
+    let r = world.reconciler(Stores::memory(), roomy_budget()).await;
     let Step::Continue(next) = r
         .invoke(&ReconcileEvent::new(Mode::Full), &Limits::pages(1))
         .await
@@ -845,80 +843,6 @@ async fn a_run_started_while_another_is_in_progress_does_not_start() {
         "{:?}",
         after.summary.stop
     );
-}
-
-/// A full run that finds another run (a delta) holding the lease waits for it, within
-/// `full_run_lease_wait_secs`, so the nightly run is not lost to an overlapping delta; a delta
-/// does not wait.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_run_waits_for_the_lease_a_delta_does_not() {
-    use orglink_reconcile::run::RUN_LEASE;
-    use orglink_shared::aws::LeaseTake;
-
-    let (scenario, _) = generated(100, 6);
-    let world = World::serve(scenario).await;
-    let mut r = world.reconciler(Stores::memory(), roomy_budget()).await;
-    r.settings.full_run_lease_wait_secs = 5;
-    let held = |holder: &'static str| {
-        let runs = &r.stores.runs;
-        async move {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as i64;
-            let took = runs.take_lease(RUN_LEASE, holder, now_ms, 3_600_000).await;
-            assert!(matches!(took, Ok(LeaseTake::Taken { .. })), "{took:?}");
-        }
-    };
-
-    held("delta-elsewhere").await;
-    let delta = r
-        .run_to_end(ReconcileEvent::new(Mode::Delta), &Limits::none())
-        .await
-        .unwrap();
-    assert!(
-        matches!(
-            delta.summary.stop,
-            Some(StopReason::AnotherRunInProgress { .. })
-        ),
-        "{:?}",
-        delta.summary.stop
-    );
-
-    // The holder finishes 800 ms into the full run's wait.
-    let started = std::time::Instant::now();
-    let no_limits = Limits::none();
-    let (full, ()) = tokio::join!(
-        r.run_to_end(ReconcileEvent::new(Mode::Full), &no_limits),
-        async {
-            tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-            r.stores
-                .runs
-                .release_lease(RUN_LEASE, "delta-elsewhere")
-                .await
-                .unwrap();
-        }
-    );
-    let full = full.unwrap();
-    assert_eq!(
-        full.summary.state,
-        RunState::Complete,
-        "{:?}",
-        full.summary.stop
-    );
-    assert!(started.elapsed() >= std::time::Duration::from_millis(800));
-
-    // A holder that outlasts the wait: the full run gives up, saying which run holds it.
-    r.settings.full_run_lease_wait_secs = 1;
-    held("delta-slow").await;
-    let full = r
-        .run_to_end(ReconcileEvent::new(Mode::Full), &Limits::none())
-        .await
-        .unwrap();
-    match &full.summary.stop {
-        Some(StopReason::AnotherRunInProgress { run_id, .. }) => assert_eq!(run_id, "delta-slow"),
-        stop => panic!("{stop:?}"),
-    }
 }
 
 /// A run that stopped renewing its lease (its invocations stopped coming) is taken over by
