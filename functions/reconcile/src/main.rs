@@ -55,6 +55,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 for line in &outcome.metrics {
                     println!("{line}");
                 }
+                if let Some(next) = &outcome.then {
+                    // A full run was refused while this one held the lease: start it now.
+                    aws::continue_in_new_invocation(lambda, function_name, next).await?;
+                }
                 Ok(serde_json::to_value(&outcome.summary)?)
             }
         }

@@ -174,6 +174,9 @@ pub struct RunOutcome {
     pub report: Vec<ReportLine>,
     /// Empty when the run had finished before this invocation (a re-delivered event).
     pub metrics: Vec<String>,
+    /// A run to start now: a full run that was refused while this one held the lease and
+    /// waits behind it (the Lambda invokes it asynchronously, as a continuation).
+    pub then: Option<ReconcileEvent>,
 }
 
 /// Why an invocation failed. A failed invocation is retried (Lambda retries an asynchronous
@@ -378,7 +381,21 @@ impl<P: Ports> Reconciler<P> {
                     invocations: 1,
                     ..Checkpoint::default()
                 };
-                let detail = format!("another run {holder} is in progress; this one did not start");
+                // A full run is not skipped: the holder starts it when it ends. A delta is (the
+                // next one comes within the hour).
+                let queued = event.mode == Mode::Full
+                    && self
+                        .stores
+                        .runs
+                        .wait_behind(RUN_LEASE, &holder, Mode::Full.as_str())
+                        .await?;
+                let detail = if queued {
+                    format!(
+                        "another run {holder} is in progress; this one did not start, and a full run starts when it ends"
+                    )
+                } else {
+                    format!("another run {holder} is in progress; this one did not start")
+                };
                 tracing::warn!(run_id = %run_id, holder = %holder, "{detail}");
                 let stop = StopReason::AnotherRunInProgress {
                     run_id: holder,
@@ -523,6 +540,7 @@ impl<P: Ports> Reconciler<P> {
                 summary,
                 report: Vec::new(),
                 metrics: Vec::new(),
+                then: None,
             })));
         }
         let mut cp: Checkpoint = record
@@ -1122,7 +1140,8 @@ impl<P: Ports> Reconciler<P> {
             .runs
             .finish(ctx.run_id, RunStatus::Complete, &value, finished)
             .await?;
-        self.stores
+        let waiting = self
+            .stores
             .runs
             .release_lease(RUN_LEASE, ctx.run_id)
             .await?;
@@ -1132,6 +1151,7 @@ impl<P: Ports> Reconciler<P> {
             summary: run_summary,
             report: summary.report,
             metrics,
+            then: waiting_run(waiting),
         })))
     }
 
@@ -1348,7 +1368,8 @@ impl<P: Ports> Reconciler<P> {
             .finish(ctx.run_id, RunStatus::Incomplete, &value, finished)
             .await?;
         // A run refused the lease or that lost it holds nothing: this releases nothing then.
-        self.stores
+        let waiting = self
+            .stores
             .runs
             .release_lease(RUN_LEASE, ctx.run_id)
             .await?;
@@ -1357,8 +1378,14 @@ impl<P: Ports> Reconciler<P> {
             summary,
             report: Vec::new(),
             metrics,
+            then: waiting_run(waiting),
         })
     }
+}
+
+/// The run a released lease's waiter asked for (only full runs wait).
+fn waiting_run(kind: Option<String>) -> Option<ReconcileEvent> {
+    (kind.as_deref() == Some(Mode::Full.as_str())).then(|| ReconcileEvent::new(Mode::Full))
 }
 
 /// A Zendesk-style timestamp (`2026-01-31T12:00:00Z`) of `ms`, to the second, so it compares

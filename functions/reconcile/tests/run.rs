@@ -794,9 +794,16 @@ async fn a_run_started_while_another_is_in_progress_does_not_start() {
             Some(StopReason::AnotherRunInProgress { run_id, detail }) => {
                 assert_eq!(run_id, &first);
                 assert!(detail.contains("did not start"), "{detail}");
+                // A full run is not skipped: it waits behind the holder; a delta is.
+                assert_eq!(
+                    detail.contains("a full run starts when it ends"),
+                    mode == Mode::Full,
+                    "{detail}"
+                );
             }
             stop => panic!("{stop:?}"),
         }
+        assert!(other.then.is_none());
         assert_eq!(other.summary.orgs.pages, 0, "{:?}", other.summary.orgs);
         assert_eq!(other.summary.rows.auto_resolved, 0);
         // Nothing stamped by it: every mirrored row is one it did not list.
@@ -829,6 +836,9 @@ async fn a_run_started_while_another_is_in_progress_does_not_start() {
         done.summary.stop
     );
     assert_eq!(done.summary.orgs.deleted, 0, "{:?}", done.summary.orgs);
+    // The refused full run is started by the holder as it ends.
+    assert_eq!(done.then.as_ref().map(|e| e.mode), Some(Mode::Full));
+    assert_eq!(done.then.as_ref().and_then(|e| e.run_id.clone()), None);
     assert!(r.stores.mirror.not_listed(&first).await.unwrap().is_empty());
     assert!(r.stores.mirror.filled().await.unwrap().is_some());
     // Released: the next run starts.

@@ -151,12 +151,23 @@ pub trait RunStore: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Releases lease `name` if `run_id` holds it (otherwise nothing).
+    /// Releases lease `name` if `run_id` holds it (otherwise nothing); returns the kind of run
+    /// that asked to start after it ([`Self::wait_behind`]), which the releasing run starts.
     fn release_lease(
         &self,
         name: &str,
         run_id: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Asks `holder`, while it holds lease `name`, to start a run of `kind` when it releases
+    /// it (a refused run that must not be skipped: the nightly full run); `false` when `holder`
+    /// no longer holds it. A later ask replaces an earlier one; a take-over drops it.
+    fn wait_behind(
+        &self,
+        name: &str,
+        holder: &str,
+        kind: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Who holds lease `name`, if anyone.
     fn lease(&self, name: &str) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send;
@@ -210,6 +221,8 @@ pub struct MemoryRuns {
     runs: Mutex<HashMap<String, RunRecord>>,
     items: Mutex<HashMap<String, String>>,
     leases: Mutex<HashMap<String, Lease>>,
+    /// Per lease, the kind of run waiting behind its holder.
+    waiting: Mutex<HashMap<String, String>>,
 }
 
 impl MemoryRuns {
@@ -326,6 +339,10 @@ impl RunStore for MemoryRuns {
         {
             return Ok(LeaseTake::Busy(l.clone()));
         }
+        if current.as_ref().is_some_and(|l| l.holder != run_id) {
+            // A take-over replaces the lease, and with it who waited behind the old holder.
+            self.waiting.lock().expect("runs lock").remove(name);
+        }
         leases.insert(
             name.to_string(),
             Lease {
@@ -349,12 +366,25 @@ impl RunStore for MemoryRuns {
         }
     }
 
-    async fn release_lease(&self, name: &str, run_id: &str) -> Result<(), StoreError> {
+    async fn release_lease(&self, name: &str, run_id: &str) -> Result<Option<String>, StoreError> {
         let mut leases = self.leases.lock().expect("runs lock");
-        if leases.get(name).is_some_and(|l| l.holder == run_id) {
-            leases.remove(name);
+        if leases.get(name).is_none_or(|l| l.holder != run_id) {
+            return Ok(None);
         }
-        Ok(())
+        leases.remove(name);
+        Ok(self.waiting.lock().expect("runs lock").remove(name))
+    }
+
+    async fn wait_behind(&self, name: &str, holder: &str, kind: &str) -> Result<bool, StoreError> {
+        let leases = self.leases.lock().expect("runs lock");
+        if leases.get(name).is_none_or(|l| l.holder != holder) {
+            return Ok(false);
+        }
+        self.waiting
+            .lock()
+            .expect("runs lock")
+            .insert(name.to_string(), kind.to_string());
+        Ok(true)
     }
 
     async fn lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
@@ -635,21 +665,58 @@ mod dynamo_impl {
             }
         }
 
-        async fn release_lease(&self, name: &str, run_id: &str) -> Result<(), StoreError> {
+        async fn release_lease(
+            &self,
+            name: &str,
+            run_id: &str,
+        ) -> Result<Option<String>, StoreError> {
             let result = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .key("run_id", s(lease_key(name)))
-                .update_expression("REMOVE holder, renewed_at")
+                .update_expression("REMOVE holder, renewed_at, waiting")
                 .condition_expression("holder = :me")
                 .expression_attribute_values(":me", s(run_id))
+                .return_values(ReturnValue::AllOld)
                 .send()
                 .await;
             match result {
-                Ok(_) => Ok(()),
+                Ok(out) => Ok(out
+                    .attributes()
+                    .and_then(|a| a.get("waiting"))
+                    .and_then(|w| w.as_s().ok())
+                    .cloned()),
                 Err(err) => match err.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(()),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(None),
+                    _ => Err(classify(SERVICE, err)),
+                },
+            }
+        }
+
+        /// The kind is an attribute `waiting` on the lease item: a take-over's PutItem
+        /// replaces the item and drops it, a release removes and returns it.
+        async fn wait_behind(
+            &self,
+            name: &str,
+            holder: &str,
+            kind: &str,
+        ) -> Result<bool, StoreError> {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("run_id", s(lease_key(name)))
+                .update_expression("SET waiting = :kind")
+                .condition_expression("holder = :holder")
+                .expression_attribute_values(":holder", s(holder))
+                .expression_attribute_values(":kind", s(kind))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(true),
+                Err(err) => match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
                     _ => Err(classify(SERVICE, err)),
                 },
             }

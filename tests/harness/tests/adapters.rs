@@ -988,13 +988,37 @@ async fn runs_contract<S: RunStore>(store: Arc<S>) {
             .await
             .unwrap()
     );
-    store.release_lease("reconcile", "run-a").await.unwrap();
+    assert_eq!(
+        store.release_lease("reconcile", "run-a").await.unwrap(),
+        None
+    );
     assert_eq!(
         store.lease("reconcile").await.unwrap().map(|l| l.holder),
         Some("run-b".to_string())
     );
+    // A refused run waits behind the holder only while that holder holds the lease; the
+    // holder's release hands it the waiter's kind, once.
+    assert!(
+        !store
+            .wait_behind("reconcile", "run-a", "full")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .wait_behind("reconcile", "run-b", "full")
+            .await
+            .unwrap()
+    );
     // Released by its holder: free for the next run, and the old holder still cannot renew.
-    store.release_lease("reconcile", "run-b").await.unwrap();
+    assert_eq!(
+        store.release_lease("reconcile", "run-b").await.unwrap(),
+        Some("full".to_string())
+    );
+    assert_eq!(
+        store.release_lease("reconcile", "run-b").await.unwrap(),
+        None
+    );
     assert_eq!(store.lease("reconcile").await.unwrap(), None);
     assert!(
         !store
@@ -1008,6 +1032,24 @@ async fn runs_contract<S: RunStore>(store: Arc<S>) {
             .await
             .unwrap(),
         LeaseTake::Taken { from: None }
+    );
+    // A take-over drops whoever waited behind the stale holder (the new holder runs now).
+    assert!(
+        store
+            .wait_behind("reconcile", "run-c", "full")
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store
+            .take_lease("reconcile", "run-d", NOW + 5_000, stale)
+            .await
+            .unwrap(),
+        LeaseTake::Taken { from: Some(_) }
+    ));
+    assert_eq!(
+        store.release_lease("reconcile", "run-d").await.unwrap(),
+        None
     );
 }
 
