@@ -173,6 +173,7 @@ pub trait RunStore: Send + Sync {
     fn lease(&self, name: &str) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send;
 }
 
+#[cfg(feature = "aws")]
 fn lease_key(name: &str) -> String {
     format!("lease#{name}")
 }

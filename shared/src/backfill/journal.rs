@@ -143,17 +143,31 @@ impl Journal {
             reason: e.to_string(),
         };
         let mut state = JournalState::default();
-        if path.exists() {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io)?;
+        // One apply per journal: a second one (a rerun while an old process still polls a
+        // job) would see nothing in flight and submit the same creates again. The lock goes
+        // with the process, so a crashed apply never leaves it behind.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(BackfillError::Journal {
+                    path: path.to_owned(),
+                    reason: "another apply is using it; wait for that one to end, or stop it, and run again".into(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        {
             let bytes = std::fs::read(path).map_err(io)?;
             // A line torn by a crash mid-write can only be the last one, and the step it
             // announced was never taken: cut it off so the next line starts clean.
             let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
             if complete < bytes.len() {
-                OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .and_then(|f| f.set_len(complete as u64))
-                    .map_err(io)?;
+                file.set_len(complete as u64).map_err(io)?;
             }
             for (n, line) in BufReader::new(&bytes[..complete]).lines().enumerate() {
                 let line = line.map_err(io)?;
@@ -178,11 +192,6 @@ impl Journal {
                 state.apply(event);
             }
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(io)?;
         let mut journal = Journal {
             path: path.to_owned(),
             file,
@@ -218,6 +227,26 @@ mod tests {
 
     fn id(s: &str) -> AccountId {
         AccountId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_journal_serves_one_apply_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("orglink-journal-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("plan.json.journal");
+        let _ = std::fs::remove_file(&path);
+        let (first, _) = Journal::open(&path, "h1", "t0").unwrap();
+        match Journal::open(&path, "h1", "t1") {
+            Err(BackfillError::Journal { reason, .. }) => {
+                assert!(reason.contains("another apply is using it"), "{reason}")
+            }
+            other => panic!("a second apply opened the journal: {:?}", other.map(|_| ())),
+        }
+        // Gone with its holder (a crashed apply's lock is released by the OS alike).
+        drop(first);
+        let (_, state) = Journal::open(&path, "h1", "t2").unwrap();
+        assert_eq!(state.runs, 1, "the refused apply wrote nothing");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -281,6 +310,7 @@ mod tests {
         assert!(!state.in_flight.contains_key(&b));
         // A finished account's claim is its link's; an unfinished one's may be released.
         assert_eq!(state.claimed, HashMap::from([(a.clone(), org)]));
+        drop(_j);
 
         let err = Journal::open(&path, "other", "t2").err().unwrap();
         assert!(err.to_string().contains("belongs to plan h1"), "{err}");
