@@ -795,7 +795,7 @@ async fn run(
     );
     let live_calls = after_live.since(&before_live);
     say!(
-        "  per live event: {:.1} Salesforce + {:.1} Zendesk calls (docs/worker.md: already linked 2 + 1, link an existing organization 3 + 3, create 3 + 4)",
+        "  per live event: {:.1} Salesforce + {:.1} Zendesk calls (docs/worker.md: already linked 2 + 1, link an existing organization by domain 4 + 3, create 3 + 4)",
         Snapshot::total(&live_calls.salesforce) as f64 / live.events.max(1) as f64,
         Snapshot::total(&live_calls.zendesk) as f64 / live.events.max(1) as f64
     );
