@@ -65,6 +65,18 @@ pub struct ResolutionInput {
     pub candidates: Vec<Organization>,
 }
 
+impl ResolutionInput {
+    /// Every organization resolution was given, as read for this sync: the candidates and
+    /// the stored link's org (an org may appear twice).
+    pub fn organizations(&self) -> impl Iterator<Item = &Organization> {
+        let stored = match &self.stored {
+            StoredLink::Found(o) => Some(o),
+            _ => None,
+        };
+        self.candidates.iter().chain(stored)
+    }
+}
+
 /// How the org's external_id must change when linking.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]

@@ -565,16 +565,7 @@ impl<P: Ports> Worker<P> {
             }
             _ => return Ok(Ok(None)),
         };
-        let known = g
-            .input
-            .candidates
-            .iter()
-            .chain(match &g.input.stored {
-                StoredLink::Found(o) => Some(o),
-                _ => None,
-            })
-            .find(|o| o.id == chosen)
-            .cloned();
+        let known = g.input.organizations().find(|o| o.id == chosen).cloned();
         let org = match known {
             Some(o) => o,
             None => match self.zendesk.show_many(&[chosen]).await?.into_iter().next() {
@@ -773,12 +764,7 @@ impl<P: Ports> Worker<P> {
         // As read for this sync; an org it did not read is not known to be keyless.
         let copies: Vec<&Organization> = g
             .input
-            .candidates
-            .iter()
-            .chain(match &g.input.stored {
-                StoredLink::Found(o) => Some(o),
-                _ => None,
-            })
+            .organizations()
             .filter(|o| o.id == held.org)
             .collect();
         if copies.is_empty() || copies.iter().any(|o| o.key() != OrgKey::None) {
@@ -843,12 +829,7 @@ impl<P: Ports> Worker<P> {
     ) -> Result<Outcome, SyncError> {
         let current = g
             .input
-            .candidates
-            .iter()
-            .chain(match &g.input.stored {
-                StoredLink::Found(o) => Some(o),
-                _ => None,
-            })
+            .organizations()
             .find(|o| o.id == org)
             .cloned()
             .expect("resolution links only to an org it was given");
