@@ -71,6 +71,40 @@ pub struct MemoryClaims {
     claims: Mutex<HashMap<OrgId, Claim>>,
 }
 
+impl MemoryClaims {
+    /// Gives `org`'s claim to `to` while its holder passes `holds` (DynamoDB's twin: a put
+    /// under a condition on the holder).
+    fn move_claim(
+        &self,
+        org: OrgId,
+        to: &AccountId,
+        now_ms: i64,
+        holds: impl Fn(&Claim) -> bool,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let mut claims = self.claims.lock().expect("claims lock");
+        match claims.get(&org) {
+            Some(held) if &held.account == to => Ok(ClaimOutcome::Claimed),
+            Some(held) if holds(held) => {
+                claims.insert(
+                    org,
+                    Claim {
+                        org,
+                        account: to.clone(),
+                        claimed_at_ms: now_ms,
+                    },
+                );
+                Ok(ClaimOutcome::Claimed)
+            }
+            Some(held) => Ok(ClaimOutcome::HeldBy(held.clone())),
+            // Released meanwhile, as DynamoDB's twin reports it: a fresh attempt decides.
+            None => Err(StoreError::Contended {
+                store: "claims".into(),
+                key: org.to_string(),
+            }),
+        }
+    }
+}
+
 impl ClaimStore for MemoryClaims {
     async fn claim(
         &self,
@@ -111,27 +145,7 @@ impl ClaimStore for MemoryClaims {
         to: &AccountId,
         now_ms: i64,
     ) -> Result<ClaimOutcome, StoreError> {
-        let mut claims = self.claims.lock().expect("claims lock");
-        match claims.get(&org) {
-            Some(held) if &held.account == to => Ok(ClaimOutcome::Claimed),
-            Some(held) if &held.account == from => {
-                claims.insert(
-                    org,
-                    Claim {
-                        org,
-                        account: to.clone(),
-                        claimed_at_ms: now_ms,
-                    },
-                );
-                Ok(ClaimOutcome::Claimed)
-            }
-            Some(held) => Ok(ClaimOutcome::HeldBy(held.clone())),
-            // Released meanwhile, as DynamoDB's twin reports it: a fresh attempt decides.
-            None => Err(StoreError::Contended {
-                store: "claims".into(),
-                key: org.to_string(),
-            }),
-        }
+        self.move_claim(org, to, now_ms, |held| &held.account == from)
     }
 
     async fn take_over(
@@ -140,26 +154,7 @@ impl ClaimStore for MemoryClaims {
         to: &AccountId,
         now_ms: i64,
     ) -> Result<ClaimOutcome, StoreError> {
-        let mut claims = self.claims.lock().expect("claims lock");
-        match claims.get(&stale.org) {
-            Some(held) if &held.account == to => Ok(ClaimOutcome::Claimed),
-            Some(held) if held == stale => {
-                claims.insert(
-                    stale.org,
-                    Claim {
-                        org: stale.org,
-                        account: to.clone(),
-                        claimed_at_ms: now_ms,
-                    },
-                );
-                Ok(ClaimOutcome::Claimed)
-            }
-            Some(held) => Ok(ClaimOutcome::HeldBy(held.clone())),
-            None => Err(StoreError::Contended {
-                store: "claims".into(),
-                key: stale.org.to_string(),
-            }),
-        }
+        self.move_claim(stale.org, to, now_ms, |held| held == stale)
     }
 
     async fn holder(&self, org: OrgId) -> Result<Option<Claim>, StoreError> {
