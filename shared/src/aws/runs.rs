@@ -447,6 +447,35 @@ mod dynamo_impl {
                 Some(item) => from_json(item, "run", &self.table, key),
             }
         }
+
+        /// Applies `update` (one value, `:v`) to lease `name` while `holder` holds it;
+        /// `false` when it does not.
+        async fn update_while_held(
+            &self,
+            name: &str,
+            holder: &str,
+            update: &str,
+            value: aws_sdk_dynamodb::types::AttributeValue,
+        ) -> Result<bool, StoreError> {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("run_id", s(lease_key(name)))
+                .update_expression(update)
+                .condition_expression("holder = :holder")
+                .expression_attribute_values(":holder", s(holder))
+                .expression_attribute_values(":v", value)
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(true),
+                Err(err) => match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                    _ => Err(classify(SERVICE, err)),
+                },
+            }
+        }
     }
 
     impl RunStore for DynamoRuns {
@@ -646,24 +675,8 @@ mod dynamo_impl {
             run_id: &str,
             now_ms: i64,
         ) -> Result<bool, StoreError> {
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("run_id", s(lease_key(name)))
-                .update_expression("SET renewed_at = :now")
-                .condition_expression("holder = :me")
-                .expression_attribute_values(":me", s(run_id))
-                .expression_attribute_values(":now", n(now_ms))
-                .send()
-                .await;
-            match result {
-                Ok(_) => Ok(true),
-                Err(err) => match err.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-                    _ => Err(classify(SERVICE, err)),
-                },
-            }
+            self.update_while_held(name, run_id, "SET renewed_at = :v", n(now_ms))
+                .await
         }
 
         async fn release_lease(
@@ -703,24 +716,8 @@ mod dynamo_impl {
             holder: &str,
             kind: &str,
         ) -> Result<bool, StoreError> {
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("run_id", s(lease_key(name)))
-                .update_expression("SET waiting = :kind")
-                .condition_expression("holder = :holder")
-                .expression_attribute_values(":holder", s(holder))
-                .expression_attribute_values(":kind", s(kind))
-                .send()
-                .await;
-            match result {
-                Ok(_) => Ok(true),
-                Err(err) => match err.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-                    _ => Err(classify(SERVICE, err)),
-                },
-            }
+            self.update_while_held(name, holder, "SET waiting = :v", s(kind))
+                .await
         }
 
         async fn lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
