@@ -361,56 +361,26 @@ impl<P: Ports> Reconciler<P> {
         started: &mut Option<String>,
     ) -> Result<Step, RunError> {
         let calls_before = sent_calls(&self.calls);
-        let (run_id, started_at_ms, mut cp) = match self.open(event).await? {
+        let (run_id, started_at_ms, mut cp, refused_by) = match self.open(event).await? {
             Opened::AlreadyOver(outcome) => return Ok(Step::Finished(outcome)),
             Opened::Refused {
                 run_id,
                 started_at_ms,
                 holder,
             } => {
-                let ctx = Ctx {
-                    run_id: &run_id,
-                    mode: event.mode,
-                    started_at_ms,
-                    limits,
-                    pages: 0,
-                    calls_before,
-                };
                 let cp = Checkpoint {
                     version: CHECKPOINT_VERSION,
                     invocations: 1,
                     ..Checkpoint::default()
                 };
-                // A full run is not skipped: the holder starts it when it ends. A delta is (the
-                // next one comes within the hour).
-                let queued = event.mode == Mode::Full
-                    && self
-                        .stores
-                        .runs
-                        .wait_behind(RUN_LEASE, &holder, Mode::Full.as_str())
-                        .await?;
-                let detail = if queued {
-                    format!(
-                        "another run {holder} is in progress; this one did not start, and a full run starts when it ends"
-                    )
-                } else {
-                    format!("another run {holder} is in progress; this one did not start")
-                };
-                tracing::warn!(run_id = %run_id, holder = %holder, "{detail}");
-                let stop = StopReason::AnotherRunInProgress {
-                    run_id: holder,
-                    detail,
-                };
-                let outcome = self.stopped(&ctx, &cp, stop).await?;
-                return Ok(Step::Finished(Box::new(outcome)));
+                (run_id, started_at_ms, cp, Some(holder))
             }
             Opened::Run {
                 run_id,
                 started_at_ms,
                 checkpoint,
-            } => (run_id, started_at_ms, *checkpoint),
+            } => (run_id, started_at_ms, *checkpoint, None),
         };
-        *started = Some(run_id.clone());
         let mut ctx = Ctx {
             run_id: &run_id,
             mode: event.mode,
@@ -419,6 +389,31 @@ impl<P: Ports> Reconciler<P> {
             pages: 0,
             calls_before,
         };
+        if let Some(holder) = refused_by {
+            // A full run is not skipped: the holder starts it when it ends. A delta is (the
+            // next one comes within the hour).
+            let queued = event.mode == Mode::Full
+                && self
+                    .stores
+                    .runs
+                    .wait_behind(RUN_LEASE, &holder, Mode::Full.as_str())
+                    .await?;
+            let detail = if queued {
+                format!(
+                    "another run {holder} is in progress; this one did not start, and a full run starts when it ends"
+                )
+            } else {
+                format!("another run {holder} is in progress; this one did not start")
+            };
+            tracing::warn!(run_id = %run_id, holder = %holder, "{detail}");
+            let stop = StopReason::AnotherRunInProgress {
+                run_id: holder,
+                detail,
+            };
+            let outcome = self.stopped(&ctx, &cp, stop).await?;
+            return Ok(Step::Finished(Box::new(outcome)));
+        }
+        *started = Some(run_id.clone());
         match self.advance(&mut ctx, &mut cp).await {
             Ok(step) => Ok(step),
             Err(RunError::LeaseLost { holder, .. }) => {
