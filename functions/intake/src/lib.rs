@@ -209,15 +209,22 @@ pub(crate) mod testing {
     pub const SF_SECRET: &str = "sf-signing-secret-for-tests";
     pub const ZD_SECRET: &str = "zd-webhook-secret-for-tests";
 
-    pub type MemIntake = Intake<MemoryQueue, MemoryLinks, MemoryMirror, MemoryExceptions>;
+    /// Intake over the in-memory stores and the queue `Q`.
+    pub type TestIntake<Q> = Intake<Q, MemoryLinks, MemoryMirror, MemoryExceptions>;
+    pub type MemIntake = TestIntake<MemoryQueue>;
 
     pub fn intake() -> MemIntake {
+        intake_with(MemoryQueue::new(30, 5))
+    }
+
+    /// The test intake over `queue` (a queue that fails on purpose).
+    pub fn intake_with<Q: WorkQueue>(queue: Q) -> TestIntake<Q> {
         let secrets = IntakeSecrets {
             salesforce: SigningSecrets::new(Secret::new(SF_SECRET), None),
             zendesk_webhook: Some(SigningSecrets::new(Secret::new(ZD_SECRET), None)),
         };
         Intake::new(
-            MemoryQueue::new(30, 5),
+            queue,
             MemoryLinks::default(),
             MemoryMirror::default(),
             MemoryExceptions::default(),

@@ -939,31 +939,15 @@ mod tests {
         }
     }
 
-    type RefusingIntake = Intake<
-        RefusingQueue,
-        orglink_shared::aws::links::MemoryLinks,
-        orglink_shared::aws::mirror::MemoryMirror,
-        orglink_shared::aws::exceptions::MemoryExceptions,
-    >;
+    type RefusingIntake = TestIntake<RefusingQueue>;
 
     /// The test intake, its queue refusing sends until told otherwise, the org mirrored with
     /// key A and linked to A.
     async fn refusing_intake() -> RefusingIntake {
-        let base = intake();
-        let intake = Intake::new(
-            RefusingQueue {
-                inner: orglink_shared::aws::queue::MemoryQueue::new(30, 5),
-                refuse: std::sync::atomic::AtomicBool::new(true),
-            },
-            orglink_shared::aws::links::MemoryLinks::default(),
-            orglink_shared::aws::mirror::MemoryMirror::default(),
-            orglink_shared::aws::exceptions::MemoryExceptions::default(),
-            orglink_shared::contract::Config::embedded_default(),
-            base.secrets.clone(),
-        )
-        .with_clock(std::sync::Arc::new(|| {
-            OffsetDateTime::from_unix_timestamp(NOW).unwrap()
-        }));
+        let intake = intake_with(RefusingQueue {
+            inner: orglink_shared::aws::queue::MemoryQueue::new(30, 5),
+            refuse: std::sync::atomic::AtomicBool::new(true),
+        });
         let mut r = LinkRecord::new(AccountId::parse(A).unwrap());
         r.org = Some(OrgId::new(ORG).unwrap());
         intake.links.save(&r).await.unwrap();
