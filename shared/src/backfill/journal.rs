@@ -161,36 +161,34 @@ impl Journal {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        {
-            let bytes = std::fs::read(path).map_err(io)?;
-            // A line torn by a crash mid-write can only be the last one, and the step it
-            // announced was never taken: cut it off so the next line starts clean.
-            let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            if complete < bytes.len() {
-                file.set_len(complete as u64).map_err(io)?;
+        let bytes = std::fs::read(path).map_err(io)?;
+        // A line torn by a crash mid-write can only be the last one, and the step it
+        // announced was never taken: cut it off so the next line starts clean.
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if complete < bytes.len() {
+            file.set_len(complete as u64).map_err(io)?;
+        }
+        for (n, line) in BufReader::new(&bytes[..complete]).lines().enumerate() {
+            let line = line.map_err(io)?;
+            if line.trim().is_empty() {
+                continue;
             }
-            for (n, line) in BufReader::new(&bytes[..complete]).lines().enumerate() {
-                let line = line.map_err(io)?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let event: JournalEvent =
-                    serde_json::from_str(&line).map_err(|e| BackfillError::Journal {
-                        path: path.to_owned(),
-                        reason: format!("line {}: {e}", n + 1),
-                    })?;
-                if let JournalEvent::Started { plan_hash: h, .. } = &event
-                    && h != plan_hash
-                {
-                    return Err(BackfillError::Journal {
-                        path: path.to_owned(),
-                        reason: format!(
-                            "it belongs to plan {h}, not {plan_hash}: move it away only if that apply is abandoned"
-                        ),
-                    });
-                }
-                state.apply(event);
+            let event: JournalEvent =
+                serde_json::from_str(&line).map_err(|e| BackfillError::Journal {
+                    path: path.to_owned(),
+                    reason: format!("line {}: {e}", n + 1),
+                })?;
+            if let JournalEvent::Started { plan_hash: h, .. } = &event
+                && h != plan_hash
+            {
+                return Err(BackfillError::Journal {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "it belongs to plan {h}, not {plan_hash}: move it away only if that apply is abandoned"
+                    ),
+                });
             }
+            state.apply(event);
         }
         let mut journal = Journal {
             path: path.to_owned(),
