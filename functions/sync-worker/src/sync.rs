@@ -851,12 +851,10 @@ impl<P: Ports> Worker<P> {
         // `Zendesk_Org_ID__c` names it, and that account may not have synced (so no claim)
         // yet. One query, only for a link by domain.
         if resolution.rule == Rule::UniqueKeylessDomain
-            && let Some((other, _)) = self
+            && let Some(other) = self
                 .salesforce
-                .accounts_naming_orgs(&[org], &g.account.id)
+                .account_naming_org(org, &g.account.id)
                 .await?
-                .into_iter()
-                .next()
         {
             return self
                 .held_elsewhere(req, g, &record, resolution, org, other, "stored_by", now)

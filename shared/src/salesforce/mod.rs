@@ -655,40 +655,34 @@ impl SalesforceClient {
         Ok(account.map(|a| (a, merged)))
     }
 
-    /// Live accounts other than `except` whose `Zendesk_Org_ID__c` names one of `orgs`, with
-    /// the org each names: one `query` (deleted and merged-away accounts link nothing). Empty,
-    /// without a call, when `orgs` is empty or the field is not installed. The field is Text,
-    /// so the ids are compared as orglink writes them (plain digits).
-    pub async fn accounts_naming_orgs(
+    /// A live account other than `except` whose `Zendesk_Org_ID__c` names `org`: one
+    /// `query` (deleted and merged-away accounts link nothing). None, without a call, when the
+    /// field is not installed. The field is Text, so the id is compared as orglink writes it
+    /// (plain digits).
+    pub async fn account_naming_org(
         &self,
-        orgs: &[crate::ids::OrgId],
+        org: crate::ids::OrgId,
         except: &AccountId,
-    ) -> Result<Vec<(AccountId, crate::ids::OrgId)>, SalesforceError> {
+    ) -> Result<Option<AccountId>, SalesforceError> {
         let field = LinkField::ZendeskOrgId.api_name();
-        if orgs.is_empty()
-            || !self
-                .inner
-                .config
-                .link_fields
-                .contains(&LinkField::ZendeskOrgId)
+        if !self
+            .inner
+            .config
+            .link_fields
+            .contains(&LinkField::ZendeskOrgId)
         {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        let soql = Select::new("Account", ["Id", field])
+        let soql = Select::new("Account", ["Id"])
             .filter(Cond::and([
-                Cond::in_list(field, orgs.iter().map(|o| o.to_string())),
+                Cond::cmp(field, soql::Op::Eq, org.to_string()),
                 Cond::cmp("Id", soql::Op::Ne, except.as_str()),
             ]))
             .build()?;
         let records: Vec<Value> = self.query(soql).try_collect().await?;
         Ok(records
             .iter()
-            .filter_map(|r| {
-                let id = AccountId::parse(r.get("Id")?.as_str()?).ok()?;
-                let org = crate::ids::OrgId::parse(r.get(field)?.as_str()?).ok()?;
-                Some((id, org))
-            })
-            .collect())
+            .find_map(|r| AccountId::parse(r.get("Id")?.as_str()?).ok()))
     }
 
     async fn with_opportunities(
